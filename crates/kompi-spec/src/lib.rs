@@ -1,0 +1,18 @@
+//! kompi's pure core, first half: values in, a validated [`ClusterSpec`] out. No I/O, no Kubernetes
+//! client; callers read files and pass their text.
+
+mod build;
+pub mod cluster;
+pub mod contract;
+mod error;
+pub mod k8s;
+pub mod quantity;
+pub mod schema;
+mod set;
+pub mod sshkey;
+pub mod tree;
+mod validate;
+
+pub use build::{DEFAULTS_YAML, Loaded, Request, Source, default_slots, load};
+pub use cluster::*;
+pub use error::{Problem, SpecError};

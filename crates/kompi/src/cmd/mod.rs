@@ -1,0 +1,2 @@
+pub mod keygen;
+pub mod template;

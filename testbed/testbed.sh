@@ -1,0 +1,593 @@
+#!/usr/bin/env bash
+# kompi testbed: a real single-node Kubernetes 1.20 cluster (etcd, kube-apiserver, kube-controller-manager,
+# kube-scheduler, kubelet, kube-proxy, containerd+runc, bridge CNI, dnsmasq cluster DNS) for a root shell in Debian bookworm.
+# Usage: testbed.sh build | image NAME:TAG [debian-pkg...] [--add SRC:DEST...] | up | check | status | down
+set -euo pipefail
+
+SELF=$(readlink -f "$0")
+CACHE=${KOMPI_TESTBED_CACHE:-$HOME/.cache/kompi/testbed}
+DIR=${KOMPI_TESTBED_DIR:-/tmp/kompi-testbed}
+BIN=$CACHE/bin IMAGES=$CACHE/images
+SOCK=/run/containerd/containerd.sock KUBELET_DIR=/var/lib/kubelet
+BRIDGE=kt0 GW=10.244.0.1 SUBNET=10.244.0.0/24 SVC_CIDR=10.96.0.0/16 API_SVC=10.96.0.1 DOMAIN=cluster.local
+PAUSE=k8s.gcr.io/pause:3.2 CHECK_IMAGE=testbed/mpi-kubectl:check
+# sysctls that up may change (up: bridge-nf-call-iptables; kube-proxy: route_localnet; CNI bridge: ip_forward; kubelet:
+# the rest, as it does by default); down restores them
+HOST_SYSCTLS="net/bridge/bridge-nf-call-iptables net/ipv4/conf/all/route_localnet net/ipv4/ip_forward vm/overcommit_memory
+  vm/panic_on_oom kernel/panic kernel/panic_on_oops kernel/keys/root_maxkeys kernel/keys/root_maxbytes"
+K8S_BINS="kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy"
+export KUBECONFIG=$DIR/kubeconfig PATH=$BIN:$PATH KOMPI_TESTBED_CACHE=$CACHE KOMPI_TESTBED_DIR=$DIR
+
+log() { printf '[testbed %(%T)T] %s\n' -1 "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+quiet() { local lf=$1; shift; "$@" >>"$lf" 2>&1 || { tail -n 25 "$lf" >&2; die "failed: $* (log: $lf)"; }; }
+wait_for() { # DESC SECONDS CMD...: poll once a second; fail fast when one of our daemons has exited
+  local desc=$1 n=$2 f; shift 2
+  until "$@" >/dev/null 2>&1; do
+    for f in "$DIR"/pids/*; do
+      if [ -f "$f" ] && ! alive "${f##*/}"; then tail -n 20 "$DIR/logs/${f##*/}.log" >&2; die "${f##*/} exited"; fi
+    done
+    ((n-- > 0)) || die "timeout waiting for $desc (logs: $DIR/logs)"; sleep 1
+  done
+}
+image_tar() { echo "$IMAGES/$(tr '/:' '__' <<<"$1").tar"; }
+ctr_alive() { [ -S "$SOCK" ] && timeout 5 ctr --address "$SOCK" version >/dev/null 2>&1; }
+node_ready() { [ "$(kubectl get node node1 -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}')" = True ]; }
+
+# ---- daemons run in their own session (pid = pgid); $DIR/pids/NAME holds "pid starttime" ----
+starttime() { local s; s=$(cat "/proc/$1/stat" 2>/dev/null) || return 0; s=${s##*) }; set -- $s; [ "$1" = Z ] || echo "${20}"; }
+alive() { local pid st; [ -f "$DIR/pids/$1" ] && read -r pid st <"$DIR/pids/$1" && [ -n "$st" ] && [ "$(starttime "$pid")" = "$st" ]; }
+start() { # NAME CMD...
+  local name=$1; shift; log "starting $name"
+  setsid "$@" </dev/null >"$DIR/logs/$name.log" 2>&1 &
+  echo "$! $(starttime $!)" >"$DIR/pids/$name"
+}
+stop() { # NAME: SIGTERM to the process group we started, SIGKILL after 10 s
+  local pid st; [ -f "$DIR/pids/$1" ] || return 0
+  if alive "$1"; then
+    read -r pid st <"$DIR/pids/$1"; log "stopping $1 (pid $pid)"
+    kill -TERM -- "-$pid" 2>/dev/null || true
+    for _ in $(seq 50); do alive "$1" || break; sleep 0.2; done
+    if alive "$1"; then kill -KILL -- "-$pid" 2>/dev/null || true; fi
+  fi
+  rm -f "$DIR/pids/$1"
+}
+
+# ---- images: docker-archive tar (manifest.json + config + one layer.tar), imported with ctr ----
+pack_image() { # REF OUT BASE_TAR|'' CONFIG_JSON [SRC:DEST...]
+  python3 - "$@" <<'PY'
+import hashlib, io, json, os, platform, shutil, sys, tarfile
+ref, out, base, conf, *adds = sys.argv[1:]
+layer = out + '.layer'
+if base: shutil.copyfile(base, layer)
+def root(ti): ti.uid = ti.gid = 0; ti.uname = ti.gname = 'root'; return ti
+with tarfile.open(layer, 'a' if base else 'w') as t:   # add files (and missing parent dirs) to the layer
+    have = {n[2:].strip('/') if n.startswith('./') else n.strip('/') for n in t.getnames()}
+    for src, dest in (a.split(':', 1) for a in adds):
+        parts = dest.strip('/').split('/')
+        for d in ('/'.join(parts[:i]) for i in range(1, len(parts))):
+            if d not in have:
+                ti = tarfile.TarInfo(d); ti.type = tarfile.DIRTYPE; ti.mode = 0o755; t.addfile(ti); have.add(d)
+        t.add(src, arcname='/'.join(parts), filter=root)
+h = hashlib.sha256()
+with open(layer, 'rb') as f:
+    for chunk in iter(lambda: f.read(1 << 20), b''): h.update(chunk)
+arch = {'x86_64': 'amd64', 'aarch64': 'arm64'}.get(platform.machine(), platform.machine())
+cfg = {'architecture': arch, 'os': 'linux', 'rootfs': {'type': 'layers', 'diff_ids': ['sha256:' + h.hexdigest()]},
+       'config': dict({'Env': ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin']}, **json.loads(conf))}
+cfgb = json.dumps(cfg).encode(); cfgname = hashlib.sha256(cfgb).hexdigest() + '.json'
+man = json.dumps([{'Config': cfgname, 'RepoTags': [ref], 'Layers': ['layer.tar']}]).encode()
+with tarfile.open(out + '.tmp', 'w') as t:
+    t.add(layer, arcname='layer.tar')
+    for name, data in ((cfgname, cfgb), ('manifest.json', man)):
+        ti = tarfile.TarInfo(name); ti.size = len(data); t.addfile(ti, io.BytesIO(data))
+os.remove(layer); os.replace(out + '.tmp', out)
+PY
+}
+import_image() { log "importing $(basename "$1") into containerd (namespace k8s.io, snapshotter native)"
+  quiet "$DIR/logs/ctr-import.log" ctr --address "$SOCK" -n k8s.io images import --snapshotter native "$1"; }
+
+cmd_build() {
+  local b missing="" src=$CACHE/src list=/etc/apt/sources.list.d/kompi-testbed-src.sources tree
+  mkdir -p "$BIN" "$IMAGES" "$CACHE/logs" "$src"
+  log "apt-get update + install dependencies (log: $CACHE/logs/apt.log)"
+  quiet "$CACHE/logs/apt.log" apt-get update
+  quiet "$CACHE/logs/apt.log" apt-get install -y --no-install-recommends golang-go etcd-server containerd runc \
+    containernetworking-plugins mmdebstrap rsync jq openssl dnsmasq-base gcc libc6-dev make python3 openssh-client iproute2 \
+    iptables conntrack
+  command -v kubectl >/dev/null || quiet "$CACHE/logs/apt.log" apt-get install -y --no-install-recommends kubernetes-client
+  for b in $K8S_BINS; do [ -x "$BIN/$b" ] || missing+=" cmd/$b"; done; missing=${missing# }
+  if [ -z "$missing" ] && [ -f "$CACHE/pause.tar" ]; then log "kubernetes binaries and pause image already in $CACHE"; return; fi
+  if ! compgen -G "$src/kubernetes_*.orig.tar.gz" >/dev/null; then
+    log "adding a bookworm deb-src entry ($list, derived from debian.sources)"
+    awk 'BEGIN { RS = ""; FS = "\n" }
+      { u = k = ""; hit = 0
+        for (i = 1; i <= NF; i++) { if ($i ~ /^URIs:/) u = $i; if ($i ~ /^Signed-By:/) k = $i
+                                    if ($i ~ /^Suites:/ && $i ~ /[ :]bookworm( |$)/) hit = 1 }
+        if (hit && u != "") { print "Types: deb-src\n" u "\nSuites: bookworm\nComponents: main"; if (k != "") print k; exit } }' \
+      /etc/apt/sources.list.d/debian.sources >"$list"
+    [ -s "$list" ] || die "no bookworm stanza in /etc/apt/sources.list.d/debian.sources"
+    quiet "$CACHE/logs/apt.log" apt-get update
+    log "apt-get source --download-only kubernetes"
+    (cd "$src" && quiet "$CACHE/logs/apt.log" apt-get source --download-only kubernetes)
+    rm -f "$list"
+  fi
+  rm -rf "$src/tree"; mkdir -p "$src/tree"
+  log "extracting $(basename "$src"/kubernetes_*.orig.tar.gz)"
+  tar -xzf "$src"/kubernetes_*.orig.tar.gz -C "$src/tree"; tree=$(echo "$src"/tree/kubernetes-*)
+  if [ -n "$missing" ]; then  # only the missing ones; rsync must be installed before the first make (else 0-byte code generators)
+    log "make WHAT=\"$missing\" CGO_ENABLED=0 (about 4 min for all five on 2 cores; log: $CACHE/logs/make.log)"
+    (cd "$tree" && quiet "$CACHE/logs/make.log" env HOME="$src/home" CGO_ENABLED=0 make WHAT="$missing")
+    for b in $missing; do install -m 0755 "$tree/_output/bin/${b#cmd/}" "$BIN/${b#cmd/}"; done
+  fi
+  if [ ! -f "$CACHE/pause.tar" ]; then
+    log "compiling build/pause/linux/pause.c statically; packaging it as $PAUSE"
+    mkdir -p "$CACHE/pause"; gcc -Os -static -DVERSION=3.2 -o "$CACHE/pause/pause" "$tree/build/pause/linux/pause.c"
+    strip "$CACHE/pause/pause"; pack_image "$PAUSE" "$CACHE/pause.tar" '' '{"Entrypoint": ["/pause"]}' "$CACHE/pause/pause:/pause"
+  fi
+  rm -rf "${src:?}/tree" "${src:?}/home"; log "build done: $(ls "$BIN" | tr '\n' ' ')"
+}
+
+cmd_image() {
+  [ $# -ge 1 ] || die "usage: $0 image NAME:TAG [debian-package...] [--add SRC:DEST...]"
+  local ref=$1 pkgs=openmpi-bin,openssh-server,openssh-client,iproute2,procps adds=() a tmp; shift
+  while [ $# -gt 0 ]; do case $1 in --add) adds+=("$2"); shift 2 ;; *) pkgs+=",$1"; shift ;; esac; done
+  for a in "${adds[@]}"; do [ -e "${a%%:*}" ] || die "--add: ${a%%:*} does not exist"; done
+  mkdir -p "$IMAGES" "$CACHE/logs"; tmp=$(mktemp -d "$CACHE/mmdebstrap.XXXXXX")
+  log "mmdebstrap --variant=apt bookworm with $pkgs (log: $CACHE/logs/mmdebstrap.log)"
+  quiet "$CACHE/logs/mmdebstrap.log" mmdebstrap --variant=apt --include="$pkgs" bookworm "$tmp/rootfs.tar"
+  log "packaging $ref as $(image_tar "$ref")"
+  pack_image "$ref" "$(image_tar "$ref")" "$tmp/rootfs.tar" '{"Cmd": ["sleep", "infinity"]}' "${adds[@]}"
+  rm -rf "$tmp"
+  if alive containerd; then import_image "$(image_tar "$ref")"; else log "cluster not up: 'up' will import it"; fi
+}
+
+gen_pki() { # CA, apiserver serving cert, client certs admin (O=system:masters) and system:kube-proxy, SA key pair, kubeconfigs
+  local p=$DIR/pki u; log "generating certificates in $p"
+  (cd "$p"
+   openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 365 -subj /CN=kompi-testbed-ca
+   openssl req -newkey rsa:2048 -nodes -keyout apiserver.key -out apiserver.csr -subj /CN=kube-apiserver
+   openssl x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 365 -out apiserver.crt -extfile <(
+     echo "subjectAltName=IP:127.0.0.1,DNS:localhost,IP:$GW,IP:$API_SVC,DNS:kubernetes,DNS:kubernetes.default,\
+DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.$DOMAIN")
+   openssl req -newkey rsa:2048 -nodes -keyout admin.key -out admin.csr -subj /O=system:masters/CN=admin
+   openssl x509 -req -in admin.csr -CA ca.crt -CAkey ca.key -days 365 -out admin.crt -extfile <(echo extendedKeyUsage=clientAuth)
+   # user system:kube-proxy: the default ClusterRoleBinding system:node-proxier gives it what kube-proxy needs
+   openssl req -newkey rsa:2048 -nodes -keyout kube-proxy.key -out kube-proxy.csr -subj /CN=system:kube-proxy
+   openssl x509 -req -in kube-proxy.csr -CA ca.crt -CAkey ca.key -days 365 -out kube-proxy.crt -extfile <(echo extendedKeyUsage=clientAuth)
+   openssl genrsa -out sa.key 2048 && openssl rsa -in sa.key -pubout -out sa.pub) >"$DIR/logs/openssl.log" 2>&1
+  for u in admin kube-proxy; do  # host-side clients use the loopback address (the apiserver listens on all addresses)
+    cat >"$DIR/$u.kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+clusters: [{name: testbed, cluster: {server: "https://127.0.0.1:6443", certificate-authority: "$p/ca.crt"}}]
+users: [{name: $u, user: {client-certificate: "$p/$u.crt", client-key: "$p/$u.key"}}]
+contexts: [{name: testbed, context: {cluster: testbed, user: $u}}]
+current-context: testbed
+EOF
+  done
+  mv "$DIR/admin.kubeconfig" "$KUBECONFIG"
+}
+
+# ---- host state that up changes and down puts back: netfilter rules and chains, sysctls ----
+nft_backend() { iptables -V 2>/dev/null | grep -q nf_tables; }
+save_host() { # before anything starts: the sysctls, iptables-save/ip6tables-save and (nf_tables backend) the nft ruleset
+  local s t; log "recording sysctls and netfilter rules in $DIR/host (down restores them)"
+  for s in $HOST_SYSCTLS; do if [ -f "/proc/sys/$s" ]; then echo "$s $(cat "/proc/sys/$s")"; fi; done >"$DIR/host/sysctl"
+  for t in iptables ip6tables; do "$t-save" >"$DIR/host/$t" 2>/dev/null || rm -f "$DIR/host/$t"; done
+  if nft_backend; then nft -j list ruleset >"$DIR/host/nft.json"; fi
+  if grep -q '^:KUBE-PROXY-CANARY ' "$DIR/host/iptables"; then  # they become part of what down restores
+    log "warning: kube-proxy chains already exist (a testbed whose $DIR was lost?): 'kube-proxy --cleanup' removes them"; fi
+}
+# iptables-save before/now -> an iptables-restore --noflush script: user chains created since up are flushed and
+# deleted, chains that existed get back their recorded rules (and policy) if they differ, deleted ones are recreated.
+# Counters are not compared (they count on legacy and on nft base chains whose policy was ever set).
+IPT_DIFF='
+import sys
+def parse(path):
+    tabs = {}
+    for line in open(path):
+        line = line.rstrip("\n")
+        if line.startswith("*"): cur = tabs.setdefault(line[1:], {"pol": {}, "rules": {}})
+        elif line.startswith(":"):
+            name, pol = line[1:].split()[:2]; cur["pol"][name] = pol; cur["rules"].setdefault(name, [])
+        elif line.startswith("-A "): cur["rules"].setdefault(line.split()[1], []).append(line)
+    return tabs
+before, now = parse(sys.argv[1]), parse(sys.argv[2])
+for t, n in now.items():
+    b = before.get(t, {"pol": {}, "rules": {}})
+    new = [c for c in n["pol"] if c not in b["pol"]]
+    gone = [c for c in b["pol"] if c not in n["pol"]]
+    changed = [c for c in b["pol"] if c in n["pol"] and (b["rules"][c], b["pol"][c]) != (n["rules"][c], n["pol"][c])]
+    if not (new or gone or changed): continue
+    print("*" + t)
+    for c in gone:
+        if b["pol"][c] == "-": print("-N " + c)
+    for c in changed:
+        print("-F " + c)
+        if b["pol"][c] != n["pol"][c]: print("-P %s %s" % (c, b["pol"][c]))  # -P turns on nft base-chain counters
+    for c in new: print("-F " + c)
+    for r in (r for c in changed + gone for r in b["rules"][c]): print(r)
+    for c in new:
+        if n["pol"][c] == "-": print("-X " + c)
+    print("COMMIT")
+    sys.stderr.write("%s: deleting %s; restoring %s\n" % (t, " ".join(c for c in new if n["pol"][c] == "-") or "-",
+                                                          " ".join(changed + gone) or "-"))
+'
+# nf_tables backend: base chains and tables that iptables-nft created since up (and that are empty now) -> nft commands
+NFT_DIFF='
+import json, sys
+def objs(path, kind): return [o[kind] for o in json.load(open(path))["nftables"] if kind in o]
+def key(o, *f): return tuple(o[x] for x in f)
+b_tabs = {key(t, "family", "name") for t in objs(sys.argv[1], "table")}
+b_chains = {key(c, "family", "table", "name") for c in objs(sys.argv[1], "chain")}
+n_rules = {key(r, "family", "table", "chain") for r in objs(sys.argv[2], "rule")}
+n_chains = objs(sys.argv[2], "chain")
+for t in objs(sys.argv[2], "table"):
+    if t["family"] not in ("ip", "ip6"): continue
+    mine = [c for c in n_chains if key(c, "family", "table") == key(t, "family", "name")]
+    if key(t, "family", "name") not in b_tabs:
+        if all("hook" in c and key(c, "family", "table", "name") not in n_rules for c in mine):
+            print("delete table %s %s" % key(t, "family", "name"))
+        continue
+    for c in mine:
+        k = key(c, "family", "table", "name")
+        if "hook" in c and k not in b_chains and k not in n_rules: print("delete chain %s %s %s" % k)
+'
+restore_host() { # after every daemon has stopped: back to what save_host recorded
+  local t s v h=$DIR/host
+  if [ ! -f "$h/sysctl" ]; then log "warning: no record in $h: netfilter rules and sysctls left as they are"; return 0; fi
+  for t in iptables ip6tables; do
+    [ -f "$h/$t" ] || continue
+    "$t-save" >"$h/$t.now" 2>/dev/null
+    python3 -c "$IPT_DIFF" "$h/$t" "$h/$t.now" >"$h/$t.restore" 2>"$h/$t.summary" ||
+      die "comparing $h/$t with $h/$t.now failed: $(cat "$h/$t.summary")"
+    if [ -s "$h/$t.restore" ]; then
+      while read -r s; do log "$t: $s"; done <"$h/$t.summary"
+      "$t-restore" --noflush <"$h/$t.restore" || die "$t-restore --noflush <$h/$t.restore failed ($DIR kept; rerun down)"
+    fi
+  done
+  if [ -f "$h/nft.json" ]; then
+    nft -j list ruleset >"$h/nft.now.json"
+    python3 -c "$NFT_DIFF" "$h/nft.json" "$h/nft.now.json" | while read -r s; do log "nft $s"; nft "$s" || true; done
+  fi
+  while read -r s v; do
+    [ "$(cat "/proc/sys/$s")" = "$v" ] || { log "restoring sysctl ${s//\//.} = $v"; echo "$v" >"/proc/sys/$s"; }
+  done <"$h/sysctl"
+  if command -v conntrack >/dev/null; then  # connection-tracking entries of the pod network and the Service range
+    for s in "--orig-src $SUBNET" "--orig-dst $SUBNET" "--orig-dst $SVC_CIDR"; do conntrack -D $s >/dev/null 2>&1 || true; done
+  fi
+}
+
+cmd_up() {
+  local b t0=$SECONDS p=$DIR/pki f
+  for b in $K8S_BINS; do [ -x "$BIN/$b" ] || die "$BIN/$b missing: run '$0 build' first"; done
+  command -v kubectl >/dev/null || die "kubectl missing: run '$0 build' first"
+  if alive kube-apiserver && alive kubelet && alive kube-proxy; then log "already up; export KUBECONFIG=$KUBECONFIG"; return; fi
+  if [ -e "$DIR" ]; then log "stale state in $DIR: running down first"; cmd_down; fi
+  if ctr_alive; then die "another containerd already serves $SOCK"; fi
+  mkdir -p "$DIR"/{pki,logs,pids,host,dns/hosts.d,cni/net.d,cni/ipam}; touch "$DIR/started"
+  save_host
+  gen_pki
+  log "creating bridge $BRIDGE with $GW/24 (pod network $SUBNET; cluster DNS listens on $GW)"
+  ip link show "$BRIDGE" >/dev/null 2>&1 || ip link add "$BRIDGE" type bridge
+  ip addr replace "$GW/24" dev "$BRIDGE"; ip link set "$BRIDGE" up
+  # replies between pods on the bridge must pass conntrack, or Service (DNAT) traffic from pod to pod breaks
+  if [ ! -f /proc/sys/net/bridge/bridge-nf-call-iptables ]; then
+    log "warning: no br_netfilter: Services will not route between pods (pod -> API server still works)"
+  elif [ "$(cat /proc/sys/net/bridge/bridge-nf-call-iptables)" != 1 ]; then
+    log "setting net.bridge.bridge-nf-call-iptables = 1"; echo 1 >/proc/sys/net/bridge/bridge-nf-call-iptables
+  fi
+  start dnsmasq dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts --user=root \
+    --bind-interfaces --listen-address="$GW" --hostsdir="$DIR/dns/hosts.d" --local="/$DOMAIN/" \
+    --domain-needed --bogus-priv --pid-file="$DIR/dns/dnsmasq.pid" --log-facility=-
+  start etcd etcd --data-dir "$DIR/etcd" --listen-client-urls http://127.0.0.1:2379 \
+    --advertise-client-urls http://127.0.0.1:2379 --listen-peer-urls http://127.0.0.1:2380 \
+    --initial-advertise-peer-urls http://127.0.0.1:2380 --initial-cluster default=http://127.0.0.1:2380
+  # all addresses, so that pods reach it (through the kubernetes Service); it advertises the bridge address, which
+  # becomes the kubernetes Endpoints (127.0.0.1 is refused: "may not be in the loopback range")
+  start kube-apiserver kube-apiserver --etcd-servers=http://127.0.0.1:2379 --secure-port=6443 \
+    --bind-address=0.0.0.0 --advertise-address="$GW" --tls-cert-file="$p/apiserver.crt" \
+    --tls-private-key-file="$p/apiserver.key" --client-ca-file="$p/ca.crt" --service-account-key-file="$p/sa.pub" \
+    --service-account-signing-key-file="$p/sa.key" --service-account-issuer=https://kubernetes.default.svc \
+    --authorization-mode=Node,RBAC --service-cluster-ip-range="$SVC_CIDR" --allow-privileged=true \
+    --kubelet-preferred-address-types=InternalIP
+  wait_for "kube-apiserver /readyz" 90 kubectl get --raw /readyz
+  start kube-controller-manager kube-controller-manager --kubeconfig="$KUBECONFIG" --leader-elect=false \
+    --service-account-private-key-file="$p/sa.key" --root-ca-file="$p/ca.crt" --cluster-signing-cert-file="$p/ca.crt" \
+    --cluster-signing-key-file="$p/ca.key" --use-service-account-credentials=true --controllers='*,-nodeipam'
+  start kube-scheduler kube-scheduler --kubeconfig="$KUBECONFIG" --leader-elect=false
+  # restrict_oom_score_adj: this container lacks CAP_SYS_RESOURCE; without it runc fails with
+  # "can't get final child's PID from pipe: EOF".  native snapshotter: no overlayfs needed.
+  cat >"$DIR/containerd.toml" <<EOF
+version = 2
+root = "$DIR/containerd"
+state = "/run/containerd"
+[grpc]
+  address = "$SOCK"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$DIR/containerd-opt"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$PAUSE"
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "native"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "$DIR/cni/net.d"
+EOF
+  cat >"$DIR/cni/net.d/10-kompi.conflist" <<EOF
+{"cniVersion": "0.4.0", "name": "kompi", "plugins": [
+  {"type": "bridge", "bridge": "$BRIDGE", "isGateway": true, "ipMasq": false, "hairpinMode": true,
+   "ipam": {"type": "host-local", "dataDir": "$DIR/cni/ipam", "ranges": [[{"subnet": "$SUBNET", "gateway": "$GW"}]],
+            "routes": [{"dst": "0.0.0.0/0"}]}},
+  {"type": "portmap", "capabilities": {"portMappings": true}},
+  {"type": "loopback"}]}
+EOF
+  start containerd containerd --config "$DIR/containerd.toml"
+  wait_for containerd 30 ctr_alive
+  import_image "$CACHE/pause.tar"
+  for f in "$IMAGES"/*.tar; do if [ -f "$f" ]; then import_image "$f"; fi; done
+  # no --node-ip=127.0.0.1: kubelet rejects loopback node IPs and exec/logs then fail ("no preferred addresses")
+  start kubelet kubelet --kubeconfig="$KUBECONFIG" --hostname-override=node1 --root-dir="$KUBELET_DIR" \
+    --cert-dir="$KUBELET_DIR/pki" --volume-plugin-dir="$DIR/kubelet-plugins" --container-runtime=remote \
+    --container-runtime-endpoint="unix://$SOCK" --pod-infra-container-image="$PAUSE" --fail-swap-on=false \
+    --cgroup-driver=cgroupfs --cgroups-per-qos=false --enforce-node-allocatable= --eviction-hard= \
+    --image-gc-high-threshold=100 --authentication-token-webhook=false --anonymous-auth=true \
+    --authorization-mode=AlwaysAllow --read-only-port=0 --make-iptables-util-chains=false \
+    --cluster-dns="$GW" --cluster-domain="$DOMAIN"
+  start dns-sync "$SELF" _dns-sync
+  wait_for "node node1 registered" 60 kubectl get node node1   # kube-proxy reads its node IP from it
+  # iptables mode, with the iptables on PATH (whatever backend it is). The conntrack flags at 0 leave the
+  # nf_conntrack sysctls alone; it still sets net.ipv4.conf.all.route_localnet=1 (fatal if it cannot), which
+  # down restores. Health and metrics listen on loopback only.
+  start kube-proxy kube-proxy --kubeconfig="$DIR/kube-proxy.kubeconfig" --hostname-override=node1 --proxy-mode=iptables \
+    --cluster-cidr="$SUBNET" --conntrack-max-per-core=0 --conntrack-tcp-timeout-established=0 \
+    --conntrack-tcp-timeout-close-wait=0 --oom-score-adj=0 --healthz-bind-address=127.0.0.1:10256 \
+    --metrics-bind-address=127.0.0.1:10249
+  wait_for "node node1 Ready" 120 node_ready
+  wait_for "ServiceAccount default/default" 60 kubectl get serviceaccount default
+  wait_for "Service kubernetes ($API_SVC:443) routed by kube-proxy" 60 kubectl --server="https://$API_SVC:443" get --raw /readyz
+  log "up in $((SECONDS - t0)) s. export KUBECONFIG=$KUBECONFIG"
+}
+
+# Cluster DNS like CoreDNS: <svc>.<ns>.svc -> ClusterIP, or for headless Services the ready endpoint IPs,
+# and <hostname>.<svc>.<ns>.svc for endpoints with a hostname (StatefulSet pods: hostname + subdomain).
+DNS_JQ='(reduce (.items[] | select(.kind == "Service" and .spec.clusterIP == "None")) as $s
+          ({}; .[$s.metadata.namespace + "/" + $s.metadata.name] = true)) as $headless
+  | .items[] | .metadata as $m | "\($m.name).\($m.namespace).svc.\($d)" as $fqdn
+  | if .kind == "Service" then select((.spec.clusterIP // "None") != "None") | "\(.spec.clusterIP) \($fqdn)"
+    elif $headless[$m.namespace + "/" + $m.name] then (.subsets // [])[] | (.addresses // [])[]
+      | (if .hostname then "\(.ip) \(.hostname).\($fqdn)" else empty end), "\(.ip) \($fqdn)"
+    else empty end'
+dns_sync() { # hidden subcommand: rewrite dnsmasq's hosts file every second (dnsmasq re-reads it via inotify)
+  local out=$DIR/dns/hosts.d/k8s tmp=$DIR/dns/k8s.tmp
+  while sleep 1; do
+    kubectl get services,endpoints -A -o json 2>/dev/null | jq -r --arg d "$DOMAIN" "$DNS_JQ" >"$tmp" 2>/dev/null || continue
+    cmp -s "$tmp" "$out" || mv -f "$tmp" "$out"
+  done
+}
+
+sa_token() { [ -n "$(kubectl -n "$1" get serviceaccount "$2" -o 'jsonpath={.secrets[0].name}')" ]; }
+JWT_CLAIMS='
+import base64, json, sys, time
+p = sys.stdin.read().split(".")[1]; c = json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))
+print("sub %s, bound to pod %s, audience %s, expires in %d s"
+      % (c["sub"], c["kubernetes.io"]["pod"]["name"], ",".join(c["aud"]), c["exp"] - time.time()))
+'
+# kubectl in a pod, with no kubeconfig: it falls back to in-cluster config (KUBERNETES_SERVICE_HOST/PORT, the token,
+# ca.crt and namespace under /var/run/secrets/kubernetes.io/serviceaccount)
+pod_list_pods() { # NS POD CONTAINER: in-cluster 'kubectl get pods' in the pod; logs the request line and the pods listed
+  local out
+  out=$(kubectl -n "$1" exec "$2" -c "$3" -- kubectl get pods -o name -v=6 2>&1) || die "in-cluster kubectl get pods in $2/$3: $out"
+  grep -q "GET https://$API_SVC:443/api/v1/namespaces/$1/pods?limit=500 200 OK" <<<"$out" && grep -qx "pod/$2" <<<"$out" ||
+    die "in-cluster kubectl get pods in $2/$3: $out"
+  log "$2/$3: in-cluster kubectl get pods: $(grep -o "GET https://$API_SVC:443/api/v1/namespaces/$1/pods?.*" <<<"$out") ->" \
+    "$(grep '^pod/' <<<"$out" | xargs)"
+}
+
+cmd_check() {
+  local t0=$SECONDS t1 ns=kompi-check out fq sa
+  node_ready || die "node node1 is not Ready (run '$0 up')"; log "node node1 Ready"
+  [ -f "$(image_tar "$CHECK_IMAGE")" ] || cmd_image "$CHECK_IMAGE" kubernetes-client
+  ctr --address "$SOCK" -n k8s.io images ls -q | grep -x "docker.io/$CHECK_IMAGE" >/dev/null ||
+    import_image "$(image_tar "$CHECK_IMAGE")"
+  kubectl delete namespace "$ns" --ignore-not-found --timeout=120s >/dev/null
+  kubectl create namespace "$ns" >/dev/null
+  rm -f "$DIR/check-key" "$DIR/check-key.pub"; ssh-keygen -q -t ed25519 -N '' -C kompi-check -f "$DIR/check-key"
+  kubectl -n "$ns" create secret generic ssh --from-file=id_ed25519="$DIR/check-key" \
+    --from-file=authorized_keys="$DIR/check-key.pub" >/dev/null
+  log "creating ServiceAccount pod-reader, bound by a RoleBinding to Role pod-reader (get, list, watch pods)"
+  kubectl -n "$ns" apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: pod-reader}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: pod-reader}
+rules: [{apiGroups: [""], resources: [pods], verbs: [get, list, watch]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: pod-reader}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: pod-reader}
+subjects: [{kind: ServiceAccount, name: pod-reader, namespace: $ns}]
+EOF
+  # 1.20's ServiceAccount admission refuses pods that automount the token until its token Secret exists
+  wait_for "token Secret of ServiceAccount pod-reader" 30 sa_token "$ns" pod-reader
+  log "creating pods hello (ServiceAccount pod-reader) and projected (token in one container only), headless Service" \
+    "workers, ClusterIP Service sshd (22 -> 2022), StatefulSet worker (2 replicas, sshd on 2022) in namespace $ns"
+  kubectl -n "$ns" apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Pod
+metadata: {name: hello}
+spec:
+  serviceAccountName: pod-reader
+  terminationGracePeriodSeconds: 1
+  containers: [{name: main, image: $CHECK_IMAGE, imagePullPolicy: Never,
+                command: [sh, -c, 'echo hello from \$(hostname); exec sleep infinity']}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: projected}
+spec:
+  serviceAccountName: pod-reader
+  automountServiceAccountToken: false
+  terminationGracePeriodSeconds: 1
+  volumes:
+  - name: api
+    projected:
+      sources:
+      - serviceAccountToken: {path: token, expirationSeconds: 3600}
+      - configMap: {name: kube-root-ca.crt, items: [{key: ca.crt, path: ca.crt}]}
+      - downwardAPI: {items: [{path: namespace, fieldRef: {fieldPath: metadata.namespace}}]}
+  containers:
+  - {name: sidecar, image: $CHECK_IMAGE, imagePullPolicy: Never, command: [sleep, infinity],
+     volumeMounts: [{name: api, mountPath: /var/run/secrets/kubernetes.io/serviceaccount, readOnly: true}]}
+  - {name: mpi, image: $CHECK_IMAGE, imagePullPolicy: Never, command: [sleep, infinity]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: workers}
+spec: {clusterIP: None, selector: {app: worker}, ports: [{name: ssh, port: 2022}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: sshd}
+spec: {selector: {app: worker}, ports: [{name: ssh, port: 22, targetPort: 2022}]}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: worker}
+spec:
+  serviceName: workers
+  replicas: 2
+  podManagementPolicy: Parallel
+  selector: {matchLabels: {app: worker}}
+  template:
+    metadata: {labels: {app: worker}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      volumes: [{name: ssh, secret: {secretName: ssh, defaultMode: 256}}]
+      containers:
+      - {name: main, image: $CHECK_IMAGE, imagePullPolicy: Never, volumeMounts: [{name: ssh, mountPath: /etc/kompi-ssh}],
+         readinessProbe: {tcpSocket: {port: 2022}, periodSeconds: 1},
+         command: [sh, -c, 'mkdir -p /run/sshd /root/.ssh && cp /etc/kompi-ssh/* /root/.ssh/ && chmod 600 /root/.ssh/*
+           && printf "Host *\n Port 2022\n StrictHostKeyChecking no\n UserKnownHostsFile /dev/null\n LogLevel ERROR\n"
+           >/root/.ssh/config && ssh-keygen -A && exec /usr/sbin/sshd -D -e -p 2022']}
+EOF
+  t1=$SECONDS
+  kubectl -n "$ns" wait --for=condition=Ready pod/hello --timeout=120s >/dev/null
+  log "pod hello Ready after $((SECONDS - t1)) s"
+  out=$(kubectl -n "$ns" logs hello); [ "$out" = "hello from hello" ] || die "kubectl logs hello: '$out'"
+  out=$(kubectl -n "$ns" exec hello -- mpirun --allow-run-as-root --version); log "kubectl logs ok; kubectl exec ok: ${out%%$'\n'*}"
+  # the API server through the kubernetes Service, with the ServiceAccount's RBAC
+  pod_list_pods "$ns" hello main
+  sa=system:serviceaccount:$ns:pod-reader
+  if out=$(kubectl -n "$ns" exec hello -- kubectl get secrets 2>&1); then die "pod-reader may list secrets: $out"; fi
+  out=${out%$'\n'command terminated with exit code *}
+  [[ $out == *'(Forbidden)'*"\"$sa\" cannot list resource \"secrets\""* ]] || die "kubectl get secrets in hello: $out"
+  log "hello: in-cluster kubectl get secrets: $out"
+  out=$(kubectl -n "$ns" exec hello -- sh -c 'kubectl auth can-i watch pods; kubectl auth can-i list secrets; true' | xargs)
+  [ "$out" = "yes no" ] || die "kubectl auth can-i in hello (watch pods, list secrets): '$out'"
+  log "hello: kubectl auth can-i watch pods: yes; list secrets: no"
+  # automountServiceAccountToken: false, the token projected into one container only
+  kubectl -n "$ns" wait --for=condition=Ready pod/projected --timeout=120s >/dev/null
+  pod_list_pods "$ns" projected sidecar
+  out=$(kubectl -n "$ns" exec projected -c sidecar -- cat /var/run/secrets/kubernetes.io/serviceaccount/token |
+    python3 -c "$JWT_CLAIMS") || die "projected/sidecar: no token bound to the pod"
+  log "projected/sidecar: projected token: $out"
+  if out=$(kubectl -n "$ns" exec projected -c mpi -- ls /var/run/secrets/kubernetes.io/serviceaccount 2>&1); then
+    die "projected/mpi has /var/run/secrets/kubernetes.io/serviceaccount: $out"; fi
+  log "projected/mpi: no token: ${out%$'\n'command terminated with exit code *}"
+  if out=$(kubectl -n "$ns" exec projected -c mpi -- kubectl get pods 2>&1); then die "projected/mpi reached the API: $out"; fi
+  log "projected/mpi: kubectl get pods fails: ${out%$'\n'command terminated with exit code *}"
+  kubectl -n "$ns" rollout status statefulset/worker --timeout=180s >/dev/null
+  log "StatefulSet worker (2 replicas) Ready after $((SECONDS - t1)) s"
+  fq=workers.$ns.svc.$DOMAIN
+  for out in worker-1.workers "worker-0.$fq" "worker-1.$fq" "$fq" "sshd.$ns.svc.$DOMAIN" kubernetes.default; do
+    wait_for "DNS name $out in pod worker-0" 15 kubectl -n "$ns" exec worker-0 -- getent hosts "$out"
+    log "DNS in worker-0: $out -> $(kubectl -n "$ns" exec worker-0 -- getent ahostsv4 "$out" | awk '{print $1}' | sort -u | xargs)"
+  done
+  # ClusterIP Service sshd (port 22 -> 2022 on the workers): from hello, then by ssh from worker-0 until both workers
+  # answered (worker-0 reaching itself through its own Service needs the bridge's hairpin mode)
+  wait_for "ClusterIP Service sshd:22 from pod hello" 15 kubectl -n "$ns" exec hello -- timeout 5 bash -c 'exec 3<>/dev/tcp/sshd/22'
+  out=$(kubectl -n "$ns" exec hello -- timeout 5 bash -c 'exec 3<>/dev/tcp/sshd/22 && head -n 1 <&3' | tr -d '\r')
+  [[ $out == SSH-2.0-* ]] || die "Service sshd:22 from hello: '$out'"
+  log "hello: bash /dev/tcp/sshd/22 (ClusterIP $(kubectl -n "$ns" get service sshd -o 'jsonpath={.spec.clusterIP}')): $out"
+  out=$(kubectl -n "$ns" exec worker-0 -- sh -c 'seen=; for i in $(seq 40); do h=$(ssh -p 22 sshd hostname) || exit 1
+    case " $seen " in *" $h "*) ;; *) seen="$seen $h" ;; esac; [ $(echo $seen | wc -w) = 2 ] && break; done; echo $i $seen' 2>&1) ||
+    die "ssh -p 22 sshd from worker-0: $out"
+  [ "$(xargs -n 1 <<<"${out#* }" | sort | xargs)" = "worker-0 worker-1" ] || die "ssh -p 22 sshd from worker-0: $out"
+  log "worker-0: ssh -p 22 sshd hostname, ${out%% *} connections: answered by ${out#* }"
+  # Open MPI 4.1 cuts hostfile names at the first dot unless orte_keep_fqdn_hostnames is set
+  log "mpiexec -n 2 in worker-0 with hostfile worker-{0,1}.$fq"
+  out=$(kubectl -n "$ns" exec worker-0 -- sh -c "printf 'worker-0.$fq slots=1\nworker-1.$fq slots=1\n' >/tmp/hostfile &&
+    mpiexec --allow-run-as-root -n 2 --hostfile /tmp/hostfile --mca orte_keep_fqdn_hostnames true --mca btl tcp,self \
+      --mca btl_tcp_if_include eth0 --mca oob_tcp_if_include eth0 hostname" 2>&1) || die "mpiexec failed: $out"
+  [ "$(sort <<<"$out" | xargs)" = "worker-0 worker-1" ] || die "unexpected mpiexec output: $out"
+  log "mpiexec output: $(xargs <<<"$out")"
+  kubectl -n "$ns" delete statefulset,pod --all --grace-period=1 --timeout=120s >/dev/null
+  kubectl delete namespace "$ns" --wait=false >/dev/null  # the namespace controller needs another 5-25 s
+  log "check passed in $((SECONDS - t0)) s (pods deleted; namespace $ns is being removed in the background)"
+}
+
+cmd_status() {
+  local n pid st rss total=0
+  for n in etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy dnsmasq dns-sync; do
+    if alive "$n"; then read -r pid st <"$DIR/pids/$n"; rss=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
+      total=$((total + rss)); printf '%-24s pid %-7s rss %5d MiB\n' "$n" "$pid" $((rss / 1024))
+    else printf '%-24s not running\n' "$n"; fi
+  done
+  printf '%-24s %17d MiB\n' total $((total / 1024))
+}
+
+cmd_down() {
+  local m pid c
+  case $DIR in /?*/?*) ;; *) die "refusing to remove KOMPI_TESTBED_DIR=$DIR" ;; esac
+  if alive kube-apiserver && alive kubelet; then
+    stop kube-controller-manager; stop kube-scheduler    # so that no controller recreates pods
+    log "deleting all pods (the kubelet tears down their sandboxes)"
+    kubectl delete pods --all -A --grace-period=1 --timeout=90s >/dev/null 2>&1 || log "warning: pod deletion incomplete"
+  fi
+  stop dns-sync; stop kubelet; stop kube-proxy; stop kube-controller-manager; stop kube-scheduler
+  if alive containerd && ctr_alive; then
+    for m in $(ctr --address "$SOCK" -n k8s.io tasks ls -q); do
+      log "removing leftover task $m"; ctr --address "$SOCK" -n k8s.io tasks delete -f "$m" >/dev/null 2>&1 || true
+    done
+  fi
+  stop containerd; stop kube-apiserver; stop etcd; stop dnsmasq
+  for pid in /proc/[0-9]*; do  # shims of our containerd (matched by its socket) and their container processes
+    m=$(tr '\0' ' ' 2>/dev/null <"$pid/cmdline") || continue
+    [[ ${m%% *} == *containerd-shim* && $m == *" -address $SOCK "* ]] || continue
+    for c in $(cat "$pid"/task/*/children 2>/dev/null); do log "killing container process $c"; kill -KILL "$c" 2>/dev/null || true; done
+    log "killing stray shim ${pid#/proc/}"; kill -KILL "${pid#/proc/}" 2>/dev/null || true
+  done
+  awk '{print $5}' /proc/self/mountinfo | { grep -E "^($KUBELET_DIR|/run/containerd|$DIR)(/|$)" || true; } | sort -r |
+    while read -r m; do log "umount -l $m"; umount -l "$m" || true; done
+  if [ -f "$DIR/started" ]; then  # only network namespaces and pod logs created since our 'up'
+    for m in /run/netns/cni-*; do
+      if [ "$m" -nt "$DIR/started" ]; then log "deleting netns ${m##*/}"; ip netns delete "${m##*/}" || true; fi
+    done
+    find /var/log/pods /var/log/containers -mindepth 1 -maxdepth 1 -newer "$DIR/started" -exec rm -rf {} + 2>/dev/null || true
+  fi
+  if ip link show "$BRIDGE" >/dev/null 2>&1; then log "deleting bridge $BRIDGE"; ip link delete "$BRIDGE"; fi
+  rmdir /sys/fs/cgroup/*/k8s.io/*/ /sys/fs/cgroup/*/k8s.io/ 2>/dev/null || true   # empty cgroups only
+  [ ! -d "$DIR" ] || restore_host
+  rm -rf "$DIR" "$KUBELET_DIR"; ctr_alive || rm -rf /run/containerd
+  log "down (mounts left under $KUBELET_DIR: $(grep -c " $KUBELET_DIR" /proc/self/mountinfo || true))"
+}
+
+case ${1:-} in
+  build) cmd_build ;;
+  image) shift; cmd_image "$@" ;;
+  up) cmd_up ;;
+  check) cmd_check ;;
+  status) cmd_status ;;
+  down) cmd_down ;;
+  _dns-sync) dns_sync ;;
+  *) sed -n '2,4s/^# \{0,1\}//p' "$SELF"; exit 2 ;;
+esac
