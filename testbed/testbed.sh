@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # kompi testbed: a real single-node Kubernetes 1.20 cluster (etcd, kube-apiserver, kube-controller-manager,
 # kube-scheduler, kubelet, kube-proxy, containerd+runc, bridge CNI, dnsmasq cluster DNS) for a root shell in Debian bookworm.
-# Usage: testbed.sh build | image NAME:TAG [debian-pkg...] [--add SRC:DEST...] | up | check | status | down
+# Usage: testbed.sh build | up | check | status | down | image NAME:TAG [debian-pkg...] [--add SRC:DEST...]
+#                  | kompi-image [--kompi PATH] [--add SRC:DEST...]
 set -euo pipefail
 
 SELF=$(readlink -f "$0")
+REPO=$(dirname "$(dirname "$SELF")")
 CACHE=${KOMPI_TESTBED_CACHE:-$HOME/.cache/kompi/testbed}
 DIR=${KOMPI_TESTBED_DIR:-/tmp/kompi-testbed}
-BIN=$CACHE/bin IMAGES=$CACHE/images
+BIN=$CACHE/bin IMAGES=$CACHE/images ROOTFS=$CACHE/rootfs
 SOCK=/run/containerd/containerd.sock KUBELET_DIR=/var/lib/kubelet
 BRIDGE=kt0 GW=10.244.0.1 SUBNET=10.244.0.0/24 SVC_CIDR=10.96.0.0/16 API_SVC=10.96.0.1 DOMAIN=cluster.local
-PAUSE=k8s.gcr.io/pause:3.2 CHECK_IMAGE=testbed/mpi-kubectl:check
+PAUSE=k8s.gcr.io/pause:3.2 CHECK_IMAGE=testbed/mpi-kubectl:check KOMPI_IMAGE=kompi/runtime
 # sysctls that up may change (up: bridge-nf-call-iptables; kube-proxy: route_localnet; CNI bridge: ip_forward; kubelet:
 # the rest, as it does by default); down restores them
 HOST_SYSCTLS="net/bridge/bridge-nf-call-iptables net/ipv4/conf/all/route_localnet net/ipv4/ip_forward vm/overcommit_memory
@@ -53,39 +55,118 @@ stop() { # NAME: SIGTERM to the process group we started, SIGKILL after 10 s
   rm -f "$DIR/pids/$1"
 }
 
-# ---- images: docker-archive tar (manifest.json + config + one layer.tar), imported with ctr ----
-pack_image() { # REF OUT BASE_TAR|'' CONFIG_JSON [SRC:DEST...]
+# ---- images: docker-archive tars (manifest.json, config, layers), imported with ctr ----
+# IMAGE.tar.id holds "REF CONFIG_DIGEST"; the config lists the layer digests, so the id names the content.
+pack_image() { # REF OUT CONFIG_JSON BASE_LAYER|'' [SRC:DEST...]: the base layer (its digest in BASE_LAYER.sha256) and,
+  # with SRC:DEST, a second layer with those files; leaves OUT alone if it already holds that image
   python3 - "$@" <<'PY'
-import hashlib, io, json, os, platform, shutil, sys, tarfile
-ref, out, base, conf, *adds = sys.argv[1:]
-layer = out + '.layer'
-if base: shutil.copyfile(base, layer)
-def root(ti): ti.uid = ti.gid = 0; ti.uname = ti.gname = 'root'; return ti
-with tarfile.open(layer, 'a' if base else 'w') as t:   # add files (and missing parent dirs) to the layer
-    have = {n[2:].strip('/') if n.startswith('./') else n.strip('/') for n in t.getnames()}
-    for src, dest in (a.split(':', 1) for a in adds):
-        parts = dest.strip('/').split('/')
-        for d in ('/'.join(parts[:i]) for i in range(1, len(parts))):
-            if d not in have:
-                ti = tarfile.TarInfo(d); ti.type = tarfile.DIRTYPE; ti.mode = 0o755; t.addfile(ti); have.add(d)
-        t.add(src, arcname='/'.join(parts), filter=root)
-h = hashlib.sha256()
-with open(layer, 'rb') as f:
-    for chunk in iter(lambda: f.read(1 << 20), b''): h.update(chunk)
+import hashlib, io, json, os, platform, sys, tarfile
+ref, out, conf, base, *adds = sys.argv[1:]
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''): h.update(chunk)
+    return h.hexdigest()
+layers = [(base, open(base + '.sha256').read().split()[0])] if base else []
+add = out + '.add-layer'
+if adds:  # owned by root, mtime 0 (the same files give the same layer); parent directories only where the base has none
+    have = set()
+    if base:
+        with tarfile.open(base) as t: have = {(n[2:] if n.startswith('./') else n).strip('/') for n in t.getnames()}
+    def norm(ti): ti.uid = ti.gid = 0; ti.uname = ti.gname = 'root'; ti.mtime = 0; return ti
+    with tarfile.open(add, 'w', format=tarfile.GNU_FORMAT) as t:
+        for src, dest in (a.split(':', 1) for a in adds):
+            parts = dest.strip('/').split('/')
+            for d in ('/'.join(parts[:i]) for i in range(1, len(parts))):
+                if d not in have:
+                    ti = tarfile.TarInfo(d); ti.type = tarfile.DIRTYPE; ti.mode = 0o755; t.addfile(ti); have.add(d)
+            t.add(src, arcname='/'.join(parts), filter=norm)
+    layers.append((add, sha256(add)))
 arch = {'x86_64': 'amd64', 'aarch64': 'arm64'}.get(platform.machine(), platform.machine())
-cfg = {'architecture': arch, 'os': 'linux', 'rootfs': {'type': 'layers', 'diff_ids': ['sha256:' + h.hexdigest()]},
+cfg = {'architecture': arch, 'os': 'linux', 'rootfs': {'type': 'layers', 'diff_ids': ['sha256:' + d for _, d in layers]},
        'config': dict({'Env': ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin']}, **json.loads(conf))}
-cfgb = json.dumps(cfg).encode(); cfgname = hashlib.sha256(cfgb).hexdigest() + '.json'
-man = json.dumps([{'Config': cfgname, 'RepoTags': [ref], 'Layers': ['layer.tar']}]).encode()
-with tarfile.open(out + '.tmp', 'w') as t:
-    t.add(layer, arcname='layer.tar')
-    for name, data in ((cfgname, cfgb), ('manifest.json', man)):
-        ti = tarfile.TarInfo(name); ti.size = len(data); t.addfile(ti, io.BytesIO(data))
-os.remove(layer); os.replace(out + '.tmp', out)
+cfgb = json.dumps(cfg, sort_keys=True).encode(); cid = hashlib.sha256(cfgb).hexdigest(); ident = '%s sha256:%s' % (ref, cid)
+idfile = out + '.id'
+if os.path.exists(out) and os.path.exists(idfile) and open(idfile).read().strip() == ident:
+    print('unchanged: ' + ident)
+else:
+    man = json.dumps([{'Config': cid + '.json', 'RepoTags': [ref], 'Layers': [d + '/layer.tar' for _, d in layers]}]).encode()
+    with tarfile.open(out + '.tmp', 'w', copybufsize=1 << 20) as t:
+        for path, d in layers: t.add(path, arcname=d + '/layer.tar')
+        for name, data in ((cid + '.json', cfgb), ('manifest.json', man)):
+            ti = tarfile.TarInfo(name); ti.size = len(data); t.addfile(ti, io.BytesIO(data))
+    if os.path.exists(idfile): os.remove(idfile)
+    os.replace(out + '.tmp', out)
+    with open(idfile, 'w') as f: f.write(ident + '\n')
+    print('written: ' + ident)
+if adds: os.remove(add)
 PY
 }
-import_image() { log "importing $(basename "$1") into containerd (namespace k8s.io, snapshotter native)"
-  quiet "$DIR/logs/ctr-import.log" ctr --address "$SOCK" -n k8s.io images import --snapshotter native "$1"; }
+ctr_has() { # REF: containerd holds it (ctr names docker.io/library/x, docker.io/org/x, and registry/org/x as given)
+  local r=$1
+  if [[ $r != */* ]]; then r=docker.io/library/$r
+  elif [[ ${r%%/*} != *[.:]* && ${r%%/*} != localhost ]]; then r=docker.io/$r; fi
+  ctr --address "$SOCK" -n k8s.io images ls -q | grep -qxF "$r"
+}
+import_image() { # TAR: unless containerd already holds this image (same id as recorded at the last import)
+  local id rec=$DIR/images/${1##*/}.id name=${1##*/} t0=$SECONDS snap
+  id=$(cat "$1.id" 2>/dev/null) || id=""
+  if [ -n "$id" ] && [ "$(cat "$rec" 2>/dev/null)" = "$id" ] && ctr_has "${id%% *}"; then
+    log "${id%% *} already imported ($name unchanged)"; return
+  fi
+  snap=$(cat "$DIR/snapshotter"); log "importing $name into containerd (namespace k8s.io, snapshotter $snap)"
+  mkdir -p "$DIR/images"; rm -f "$rec"
+  quiet "$DIR/logs/import-$name.log" ctr --address "$SOCK" -n k8s.io images import --snapshotter "$snap" "$1"
+  if [ -n "$id" ]; then echo "$id" >"$rec"; fi
+  log "imported $name in $((SECONDS - t0)) s"
+}
+import_all() { # the pause image and every cached image
+  local f
+  for f in "$CACHE/pause.tar" "$IMAGES"/*.tar; do if [ -f "$f" ]; then import_image "$f"; fi; done
+}
+
+# The runtime image's rootfs: mmdebstrap installs images/packages.txt (plus extra packages) and runs images/setup.sh
+# inside it, as images/Dockerfile does on debian:bookworm-slim. minbase, the merged-usr hook (debootstrap's way: no
+# usrmerge package, so no perl) and the dpkg excludes make the base what bookworm-slim is. /run is kept: setup.sh
+# creates /run/sshd there, which mmdebstrap would otherwise empty.
+MMDEBSTRAP_OPTS=(--variant=minbase --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr --skip=cleanup/run
+  --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright'
+  --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*'
+  --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/lintian/*'
+  --dpkgopt='path-exclude=/usr/share/groff/*')
+image_packages() { sed 's/#.*//' "$REPO/images/packages.txt" | xargs; }
+build_rootfs() { # VAR LABEL [EXTRA_PKG...]: sets VAR to the rootfs tar, cached under a hash of everything that goes into it
+  local var=$1 label=$2 pkgs key out; shift 2
+  pkgs=$(image_packages | tr ' ' ,)${*:+,$(tr ' ' , <<<"$*")}
+  key=$( { printf '%s\n' "$pkgs" "${MMDEBSTRAP_OPTS[@]}"; cat "$REPO/images/setup.sh"; } | sha256sum | cut -c1-16)
+  out=$ROOTFS/$label-$key.tar
+  printf -v "$var" %s "$out"
+  if [ -f "$out.sha256" ]; then log "rootfs $label cached: ${out##*/}"; return; fi
+  mkdir -p "$ROOTFS" "$CACHE/logs"
+  log "mmdebstrap bookworm with $pkgs, then images/setup.sh (about 45 s; log: $CACHE/logs/mmdebstrap.log)"
+  quiet "$CACHE/logs/mmdebstrap.log" mmdebstrap "${MMDEBSTRAP_OPTS[@]}" --include="$pkgs" \
+    --customize-hook="upload $REPO/images/setup.sh /tmp/kompi-setup.sh" \
+    --customize-hook='chroot "$1" /bin/sh /tmp/kompi-setup.sh' --customize-hook='rm "$1/tmp/kompi-setup.sh"' \
+    --format=tar bookworm "$out.tmp"
+  mv "$out.tmp" "$out"; sha256sum "$out" | cut -d' ' -f1 >"$out.sha256"
+  find "$ROOTFS" -maxdepth 1 -name "$label-*.tar*" ! -name "${out##*/}*" -delete   # older versions of this rootfs
+}
+add_image() { # REF CONFIG_JSON ROOTFS [SRC:DEST...]: pack into $IMAGES; import now if the cluster is up
+  local ref=$1 tar out; tar=$(image_tar "$1")
+  mkdir -p "$IMAGES"; log "packaging $ref as $tar"
+  out=$(pack_image "$ref" "$tar" "$2" "${@:3}"); log "$out ($(du -m "$tar" | cut -f1) MB)"
+  if alive containerd; then import_image "$tar"; else log "cluster not up: 'up' will import it"; fi
+}
+parse_adds() { # ARG...: --add SRC:DEST pairs into the array adds, anything else into the array rest
+  adds=() rest=()
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --add) [ $# -ge 2 ] && [[ $2 == *:/* ]] || die "--add needs SRC:/ABSOLUTE/DEST"
+             [ -e "${2%%:*}" ] || die "--add: ${2%%:*} does not exist"; adds+=("$2"); shift 2 ;;
+      *) rest+=("$1"); shift ;;
+    esac
+  done
+}
 
 cmd_build() {
   local b missing="" src=$CACHE/src list=/etc/apt/sources.list.d/kompi-testbed-src.sources tree
@@ -94,7 +175,7 @@ cmd_build() {
   quiet "$CACHE/logs/apt.log" apt-get update
   quiet "$CACHE/logs/apt.log" apt-get install -y --no-install-recommends golang-go etcd-server containerd runc \
     containernetworking-plugins mmdebstrap rsync jq openssl dnsmasq-base gcc libc6-dev make python3 openssh-client iproute2 \
-    iptables conntrack
+    iptables conntrack nftables
   command -v kubectl >/dev/null || quiet "$CACHE/logs/apt.log" apt-get install -y --no-install-recommends kubernetes-client
   for b in $K8S_BINS; do [ -x "$BIN/$b" ] || missing+=" cmd/$b"; done; missing=${missing# }
   if [ -z "$missing" ] && [ -f "$CACHE/pause.tar" ]; then log "kubernetes binaries and pause image already in $CACHE"; return; fi
@@ -123,23 +204,41 @@ cmd_build() {
   if [ ! -f "$CACHE/pause.tar" ]; then
     log "compiling build/pause/linux/pause.c statically; packaging it as $PAUSE"
     mkdir -p "$CACHE/pause"; gcc -Os -static -DVERSION=3.2 -o "$CACHE/pause/pause" "$tree/build/pause/linux/pause.c"
-    strip "$CACHE/pause/pause"; pack_image "$PAUSE" "$CACHE/pause.tar" '' '{"Entrypoint": ["/pause"]}' "$CACHE/pause/pause:/pause"
+    strip "$CACHE/pause/pause"; pack_image "$PAUSE" "$CACHE/pause.tar" '{"Entrypoint": ["/pause"]}' '' "$CACHE/pause/pause:/pause" >/dev/null
   fi
   rm -rf "${src:?}/tree" "${src:?}/home"; log "build done: $(ls "$BIN" | tr '\n' ' ')"
 }
 
-cmd_image() {
-  [ $# -ge 1 ] || die "usage: $0 image NAME:TAG [debian-package...] [--add SRC:DEST...]"
-  local ref=$1 pkgs=openmpi-bin,openssh-server,openssh-client,iproute2,procps adds=() a tmp; shift
-  while [ $# -gt 0 ]; do case $1 in --add) adds+=("$2"); shift 2 ;; *) pkgs+=",$1"; shift ;; esac; done
-  for a in "${adds[@]}"; do [ -e "${a%%:*}" ] || die "--add: ${a%%:*} does not exist"; done
-  mkdir -p "$IMAGES" "$CACHE/logs"; tmp=$(mktemp -d "$CACHE/mmdebstrap.XXXXXX")
-  log "mmdebstrap --variant=apt bookworm with $pkgs (log: $CACHE/logs/mmdebstrap.log)"
-  quiet "$CACHE/logs/mmdebstrap.log" mmdebstrap --variant=apt --include="$pkgs" bookworm "$tmp/rootfs.tar"
-  log "packaging $ref as $(image_tar "$ref")"
-  pack_image "$ref" "$(image_tar "$ref")" "$tmp/rootfs.tar" '{"Cmd": ["sleep", "infinity"]}' "${adds[@]}"
-  rm -rf "$tmp"
-  if alive containerd; then import_image "$(image_tar "$ref")"; else log "cluster not up: 'up' will import it"; fi
+cmd_image() { # NAME:TAG [debian-package...] [--add SRC:DEST...]: the runtime image's packages plus these
+  local adds rest rootfs
+  parse_adds "$@"; [ ${#rest[@]} -ge 1 ] || die "usage: $0 image NAME:TAG [debian-package...] [--add SRC:DEST...]"
+  build_rootfs rootfs "$(tr '/:' '__' <<<"${rest[0]}")" "${rest[@]:1}"
+  add_image "${rest[0]}" '{"Cmd": ["sleep", "infinity"]}' "$rootfs" "${adds[@]}"
+}
+
+cmd_kompi_image() { # [--kompi PATH] [--add SRC:DEST...]: kompi/runtime:<workspace version>, as images/Dockerfile builds it
+  local adds rest rootfs kompi="" version
+  parse_adds "$@"; set -- "${rest[@]}"
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --kompi) [ $# -ge 2 ] || die "--kompi needs a PATH"; kompi=$2; shift 2 ;;
+      *) die "usage: $0 kompi-image [--kompi PATH] [--add SRC:DEST...]" ;;
+    esac
+  done
+  if [ -z "$kompi" ]; then
+    kompi=${CARGO_TARGET_DIR:-$REPO/target}/release/kompi
+    if [ ! -x "$kompi" ]; then
+      log "no $kompi: cargo build --release -p kompi (log: $CACHE/logs/cargo.log)"
+      (cd "$REPO" && quiet "$CACHE/logs/cargo.log" cargo build --release -p kompi)
+    fi
+  fi
+  [ -x "$kompi" ] || die "$kompi is not an executable"
+  log "kompi binary: $kompi ($("$kompi" --version))"
+  version=$(python3 -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["workspace"]["package"]["version"])' \
+    "$REPO/Cargo.toml")
+  build_rootfs rootfs "${KOMPI_IMAGE//\//_}"
+  add_image "$KOMPI_IMAGE:$version" '{"Entrypoint": ["/usr/local/bin/kompi", "init"], "ExposedPorts": {"2022/tcp": {}}}' \
+    "$rootfs" "$kompi:/usr/local/bin/kompi" "${adds[@]}"
 }
 
 gen_pki() { # CA, apiserver serving cert, client certs admin (O=system:masters) and system:kube-proxy, SA key pair, kubeconfigs
@@ -259,11 +358,22 @@ restore_host() { # after every daemon has stopped: back to what save_host record
   fi
 }
 
+pick_snapshotter() { # overlayfs if it mounts on $DIR's filesystem, else native (which copies the rootfs per container)
+  local p=$DIR/overlay-probe s=native
+  mkdir -p "$p"/{lower,upper,work,merged}
+  if mount -t overlay overlay -o "lowerdir=$p/lower,upperdir=$p/upper,workdir=$p/work" "$p/merged" 2>/dev/null; then
+    umount "$p/merged"; s=overlayfs
+  fi
+  rm -rf "$p"; echo "$s" >"$DIR/snapshotter"; log "containerd snapshotter: $s"
+}
+
 cmd_up() {
-  local b t0=$SECONDS p=$DIR/pki f
+  local b t0=$SECONDS p=$DIR/pki importing
   for b in $K8S_BINS; do [ -x "$BIN/$b" ] || die "$BIN/$b missing: run '$0 build' first"; done
   command -v kubectl >/dev/null || die "kubectl missing: run '$0 build' first"
-  if alive kube-apiserver && alive kubelet && alive kube-proxy; then log "already up; export KUBECONFIG=$KUBECONFIG"; return; fi
+  if alive kube-apiserver && alive kubelet && alive kube-proxy; then
+    import_all; log "already up; export KUBECONFIG=$KUBECONFIG"; return
+  fi
   if [ -e "$DIR" ]; then log "stale state in $DIR: running down first"; cmd_down; fi
   if ctr_alive; then die "another containerd already serves $SOCK"; fi
   mkdir -p "$DIR"/{pki,logs,pids,host,dns/hosts.d,cni/net.d,cni/ipam}; touch "$DIR/started"
@@ -278,6 +388,41 @@ cmd_up() {
   elif [ "$(cat /proc/sys/net/bridge/bridge-nf-call-iptables)" != 1 ]; then
     log "setting net.bridge.bridge-nf-call-iptables = 1"; echo 1 >/proc/sys/net/bridge/bridge-nf-call-iptables
   fi
+  # restrict_oom_score_adj: this container lacks CAP_SYS_RESOURCE; without it runc fails with
+  # "can't get final child's PID from pipe: EOF".
+  pick_snapshotter
+  cat >"$DIR/containerd.toml" <<EOF
+version = 2
+root = "$DIR/containerd"
+state = "/run/containerd"
+[grpc]
+  address = "$SOCK"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$DIR/containerd-opt"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$PAUSE"
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "$(cat "$DIR/snapshotter")"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "$DIR/cni/net.d"
+EOF
+  cat >"$DIR/cni/net.d/10-kompi.conflist" <<EOF
+{"cniVersion": "0.4.0", "name": "kompi", "plugins": [
+  {"type": "bridge", "bridge": "$BRIDGE", "isGateway": true, "ipMasq": false, "hairpinMode": true,
+   "ipam": {"type": "host-local", "dataDir": "$DIR/cni/ipam", "ranges": [[{"subnet": "$SUBNET", "gateway": "$GW"}]],
+            "routes": [{"dst": "0.0.0.0/0"}]}},
+  {"type": "portmap", "capabilities": {"portMappings": true}},
+  {"type": "loopback"}]}
+EOF
+  start containerd containerd --config "$DIR/containerd.toml"
+  wait_for containerd 30 ctr_alive
+  # containerd first: the images load while the control plane starts and the kubelet registers the node
+  import_image "$CACHE/pause.tar"
+  import_all & importing=$!
   start dnsmasq dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts --user=root \
     --bind-interfaces --listen-address="$GW" --hostsdir="$DIR/dns/hosts.d" --local="/$DOMAIN/" \
     --domain-needed --bogus-priv --pid-file="$DIR/dns/dnsmasq.pid" --log-facility=-
@@ -297,39 +442,6 @@ cmd_up() {
     --service-account-private-key-file="$p/sa.key" --root-ca-file="$p/ca.crt" --cluster-signing-cert-file="$p/ca.crt" \
     --cluster-signing-key-file="$p/ca.key" --use-service-account-credentials=true --controllers='*,-nodeipam'
   start kube-scheduler kube-scheduler --kubeconfig="$KUBECONFIG" --leader-elect=false
-  # restrict_oom_score_adj: this container lacks CAP_SYS_RESOURCE; without it runc fails with
-  # "can't get final child's PID from pipe: EOF".  native snapshotter: no overlayfs needed.
-  cat >"$DIR/containerd.toml" <<EOF
-version = 2
-root = "$DIR/containerd"
-state = "/run/containerd"
-[grpc]
-  address = "$SOCK"
-[plugins."io.containerd.internal.v1.opt"]
-  path = "$DIR/containerd-opt"
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "$PAUSE"
-  restrict_oom_score_adj = true
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "native"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "/usr/lib/cni"
-    conf_dir = "$DIR/cni/net.d"
-EOF
-  cat >"$DIR/cni/net.d/10-kompi.conflist" <<EOF
-{"cniVersion": "0.4.0", "name": "kompi", "plugins": [
-  {"type": "bridge", "bridge": "$BRIDGE", "isGateway": true, "ipMasq": false, "hairpinMode": true,
-   "ipam": {"type": "host-local", "dataDir": "$DIR/cni/ipam", "ranges": [[{"subnet": "$SUBNET", "gateway": "$GW"}]],
-            "routes": [{"dst": "0.0.0.0/0"}]}},
-  {"type": "portmap", "capabilities": {"portMappings": true}},
-  {"type": "loopback"}]}
-EOF
-  start containerd containerd --config "$DIR/containerd.toml"
-  wait_for containerd 30 ctr_alive
-  import_image "$CACHE/pause.tar"
-  for f in "$IMAGES"/*.tar; do if [ -f "$f" ]; then import_image "$f"; fi; done
   # no --node-ip=127.0.0.1: kubelet rejects loopback node IPs and exec/logs then fail ("no preferred addresses")
   start kubelet kubelet --kubeconfig="$KUBECONFIG" --hostname-override=node1 --root-dir="$KUBELET_DIR" \
     --cert-dir="$KUBELET_DIR/pki" --volume-plugin-dir="$DIR/kubelet-plugins" --container-runtime=remote \
@@ -350,6 +462,7 @@ EOF
   wait_for "node node1 Ready" 120 node_ready
   wait_for "ServiceAccount default/default" 60 kubectl get serviceaccount default
   wait_for "Service kubernetes ($API_SVC:443) routed by kube-proxy" 60 kubectl --server="https://$API_SVC:443" get --raw /readyz
+  wait "$importing" || die "image import failed (logs: $DIR/logs/import-*.log)"
   log "up in $((SECONDS - t0)) s. export KUBECONFIG=$KUBECONFIG"
 }
 
@@ -391,9 +504,8 @@ pod_list_pods() { # NS POD CONTAINER: in-cluster 'kubectl get pods' in the pod; 
 cmd_check() {
   local t0=$SECONDS t1 ns=kompi-check out fq sa
   node_ready || die "node node1 is not Ready (run '$0 up')"; log "node node1 Ready"
-  [ -f "$(image_tar "$CHECK_IMAGE")" ] || cmd_image "$CHECK_IMAGE" kubernetes-client
-  ctr --address "$SOCK" -n k8s.io images ls -q | grep -x "docker.io/$CHECK_IMAGE" >/dev/null ||
-    import_image "$(image_tar "$CHECK_IMAGE")"
+  if [ -f "$(image_tar "$CHECK_IMAGE")" ]; then import_image "$(image_tar "$CHECK_IMAGE")"
+  else cmd_image "$CHECK_IMAGE" kubernetes-client; fi
   kubectl delete namespace "$ns" --ignore-not-found --timeout=120s >/dev/null
   kubectl create namespace "$ns" >/dev/null
   rm -f "$DIR/check-key" "$DIR/check-key.pub"; ssh-keygen -q -t ed25519 -N '' -C kompi-check -f "$DIR/check-key"
@@ -543,6 +655,9 @@ cmd_status() {
     else printf '%-24s not running\n' "$n"; fi
   done
   printf '%-24s %17d MiB\n' total $((total / 1024))
+  if ctr_alive; then  # REF and SIZE columns
+    ctr --address "$SOCK" -n k8s.io images ls | awk 'NR > 1 && $1 !~ /^sha256:/ { printf "image %-44s %s %s\n", $1, $4, $5 }'
+  fi
 }
 
 cmd_down() {
@@ -584,10 +699,11 @@ cmd_down() {
 case ${1:-} in
   build) cmd_build ;;
   image) shift; cmd_image "$@" ;;
+  kompi-image) shift; cmd_kompi_image "$@" ;;
   up) cmd_up ;;
   check) cmd_check ;;
   status) cmd_status ;;
   down) cmd_down ;;
   _dns-sync) dns_sync ;;
-  *) sed -n '2,4s/^# \{0,1\}//p' "$SELF"; exit 2 ;;
+  *) sed -n '2,5s/^# \{0,1\}//p' "$SELF"; exit 2 ;;
 esac

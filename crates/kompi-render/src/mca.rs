@@ -3,6 +3,9 @@
 
 use kompi_spec::MpiImplementation;
 
+/// The start of every file [`home_files`] makes; a file that starts otherwise is the user's and left alone.
+pub const FILE_MARKER: &str = "# written by kompi init";
+
 /// A file `kompi init` writes, relative to the running user's home directory.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HomeFile {
@@ -25,7 +28,7 @@ pub fn home_files(d: &MpiDefaults) -> Vec<HomeFile> {
     if d.mpi != MpiImplementation::OpenMpi {
         return Vec::new();
     }
-    let header = format!("# written by kompi init for Open MPI {}.x\n", d.open_mpi_major);
+    let header = format!("{FILE_MARKER} for Open MPI {}.x\n", d.open_mpi_major);
     let extra: String = d.extra.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
     if d.open_mpi_major >= 5 {
         let ompi = format!(
@@ -97,6 +100,7 @@ mod tests {
         let files = defaults(4);
         assert_eq!(files.len(), 1);
         let c = &files[0].content;
+        assert!(c.starts_with(FILE_MARKER));
         for l in ["btl = tcp,self,vader", "orte_keep_fqdn_hostnames = true", "orte_default_hostfile = /kube-openmpi/generated/hostfile",
             "btl_tcp_if_include = eth0", "btl_tcp_eager_limit = 65536"] {
             assert!(c.lines().any(|x| x == l), "{l}\n{c}");

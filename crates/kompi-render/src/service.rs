@@ -17,6 +17,8 @@ pub fn headless(spec: &ClusterSpec) -> Service {
             selector: Some(selector_labels(spec, None)),
             ports: Some(vec![ServicePort {
                 name: Some(SSH_PORT_NAME.into()),
+                // Server-side apply needs the whole key (port, protocol) of each entry on older servers.
+                protocol: Some("TCP".into()),
                 port: spec.ssh_port.into(),
                 target_port: Some(IntOrString::String(SSH_PORT_NAME.into())),
                 ..Default::default()
@@ -36,6 +38,7 @@ pub fn ssh_gateway(spec: &ClusterSpec, node_port: u16) -> Service {
             selector: Some(selector_labels(spec, Some(Component::Master))),
             ports: Some(vec![ServicePort {
                 name: Some(SSH_PORT_NAME.into()),
+                protocol: Some("TCP".into()),
                 port: 22,
                 target_port: Some(IntOrString::String(SSH_PORT_NAME.into())),
                 node_port: Some(node_port.into()),

@@ -190,3 +190,24 @@ mod tests {
         }
     }
 }
+
+/// The table of values keys for the README: key, default, meaning.
+pub fn markdown_table(defaults: &serde_json::Value) -> String {
+    let mut out = String::from("| key | default | meaning |\n|---|---|---|\n");
+    for e in ENTRIES {
+        let default = crate::tree::get_path(defaults, e.path).map(short_default).unwrap_or_default();
+        out.push_str(&format!("| `{}` | {} | {} |\n", e.path, default, e.doc.replace('|', "\\|")));
+    }
+    out
+}
+
+fn short_default(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) if s.contains('\n') => "(see `kompi values`)".into(),
+        serde_json::Value::String(s) if s.is_empty() => "`\"\"`".into(),
+        serde_json::Value::String(s) => format!("`{s}`"),
+        serde_json::Value::Object(m) if m.is_empty() => "`{}`".into(),
+        serde_json::Value::Array(a) if a.is_empty() => "`[]`".into(),
+        other => format!("`{other}`"),
+    }
+}

@@ -2,6 +2,8 @@
 
 mod cmd;
 mod exit;
+mod output;
+mod terminal;
 mod values;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -24,11 +26,33 @@ enum Command {
     /// Render the cluster's Kubernetes objects (drop-in for `helm template` of kube-openmpi's chart)
     Template(cmd::template::TemplateArgs),
     /// Print kompi's default values (every key, with comments)
-    Values,
+    Values {
+        /// Print the table of keys (as in the README) instead
+        #[arg(long)]
+        markdown: bool,
+    },
     /// Run as PID 1 of an MPI container: keys, sshd, MPI defaults, one-shot jobs (inside pods and local nodes)
     Init(kompi_node::init::InitArgs),
     /// Keep the hostfile following the worker pods (the master pod's sidecar)
     Hostfile(kompi_node::hostfile::HostfileArgs),
+    /// Create or update a cluster in Kubernetes (server-side apply) and wait until it is ready
+    Up(cmd::kube::UpArgs),
+    /// Run an MPI program across a cluster: mpiexec on the master once every worker answers
+    Run(cmd::kube::RunArgs),
+    /// Run a command in the master (or a worker, or the sidecar)
+    Exec(cmd::kube::ExecArgs),
+    /// Show a cluster: phase, pods, hostfile, recent warnings
+    Status(cmd::kube::StatusArgs),
+    /// List the kompi clusters in a namespace (or all)
+    List(cmd::kube::ListArgs),
+    /// Change the number of workers
+    Scale(cmd::kube::ScaleArgs),
+    /// Print the log of the master, the sidecar or a worker
+    Logs(cmd::kube::LogsArgs),
+    /// Delete everything of a cluster (the ssh key Secret included)
+    Down(cmd::kube::DownArgs),
+    /// A kompi cluster on this machine, no Kubernetes: try kompi and debug MPI programs locally
+    Local(cmd::local::LocalArgs),
     /// Print a shell completion script
     Completion {
         #[arg(value_enum)]
@@ -42,10 +66,24 @@ fn main() {
     let result = match &cli.command {
         Command::Init(args) => std::process::exit(kompi_node::init::run(args)),
         Command::Hostfile(args) => std::process::exit(kompi_node::hostfile::run(args)),
+        Command::Up(a) => exit_with(cmd::kube::up(a)),
+        Command::Run(a) => exit_with(cmd::kube::run(a)),
+        Command::Exec(a) => exit_with(cmd::kube::exec(a)),
+        Command::Status(a) => exit_with(cmd::kube::status(a)),
+        Command::List(a) => exit_with(cmd::kube::list(a)),
+        Command::Scale(a) => exit_with(cmd::kube::scale(a)),
+        Command::Logs(a) => exit_with(cmd::kube::logs(a)),
+        Command::Down(a) => exit_with(cmd::kube::down(a)),
+        Command::Local(args) => exit_with(cmd::local::run(args)),
         Command::Keygen(args) => cmd::keygen::run(args),
         Command::Template(args) => cmd::template::run(args),
-        Command::Values => {
+        Command::Values { markdown: false } => {
             print!("{}", kompi_spec::DEFAULTS_YAML);
+            Ok(())
+        }
+        Command::Values { markdown: true } => {
+            let defaults = kompi_spec::tree::parse_yaml(kompi_spec::DEFAULTS_YAML).expect("defaults parse");
+            print!("{}", kompi_spec::schema::markdown_table(&defaults));
             Ok(())
         }
         Command::Completion { shell } => {
@@ -61,14 +99,23 @@ fn main() {
     }
 }
 
-/// Human-readable logs on stderr; RUST_LOG (or KOMPI_LOG) filters them, `info` by default.
+/// Ends kompi with a command's own exit status, or hands its error on.
+fn exit_with(result: anyhow::Result<i32>) -> anyhow::Result<()> {
+    let code = result?;
+    std::process::exit(code)
+}
+
+/// Human-readable logs on stderr; RUST_LOG (or KOMPI_LOG) filters them. By default `info`, without
+/// kube-rs's own request errors: kompi reports those itself, saying what to do.
 fn init_logging() {
     let filter = std::env::var("KOMPI_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info".into());
+        .unwrap_or_else(|_| "info,kube_client=off".into());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
+        // A closed stderr must not panic `kompi init`, PID 1 of a container (the default reports it with eprintln!).
+        .log_internal_errors(false)
         .with_target(false)
         .try_init();
 }

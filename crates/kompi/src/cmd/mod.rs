@@ -1,2 +1,4 @@
 pub mod keygen;
 pub mod template;
+pub mod local;
+pub mod kube;

@@ -1,0 +1,52 @@
+//! Connecting like kubectl: --kubeconfig, KUBECONFIG, ~/.kube/config, --context, -n (default from the
+//! context), or the in-cluster configuration inside a pod.
+
+use std::path::PathBuf;
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+
+use crate::error::{KubeError, classify};
+
+#[derive(Clone, Debug, Default)]
+pub struct Target {
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+    pub namespace: Option<String>,
+}
+
+/// A client, the namespace to work in, and what the server is.
+#[derive(Clone)]
+pub struct Connection {
+    pub client: Client,
+    pub namespace: String,
+    pub server: String,
+    /// The server's minor version (1.<minor>), for APIs that moved (PodDisruptionBudget).
+    pub minor: u32,
+}
+
+impl Connection {
+    /// Maps a kube error for this server.
+    pub fn error(&self, context: &str, e: kube::Error) -> KubeError {
+        classify(&self.server, context, e)
+    }
+}
+
+pub async fn connect(target: &Target) -> Result<Connection, KubeError> {
+    let options = KubeConfigOptions { context: target.context.clone(), ..Default::default() };
+    let config = match (&target.kubeconfig, &target.context) {
+        (Some(path), _) => {
+            let file = Kubeconfig::read_from(path).map_err(|e| KubeError::Config(format!("{}: {e}", path.display())))?;
+            Config::from_custom_kubeconfig(file, &options).await.map_err(|e| KubeError::Config(e.to_string()))?
+        }
+        (None, Some(_)) => Config::from_kubeconfig(&options).await.map_err(|e| KubeError::Config(e.to_string()))?,
+        (None, None) => Config::infer().await.map_err(|e| KubeError::Config(e.to_string()))?,
+    };
+    let server = config.cluster_url.to_string();
+    let namespace = target.namespace.clone().unwrap_or_else(|| config.default_namespace.clone());
+    kompi_spec::dns1123_label(&namespace).map_err(|m| KubeError::Invalid(format!("--namespace: {m}")))?;
+    let client = Client::try_from(config).map_err(|e| KubeError::Config(e.to_string()))?;
+    let version = client.apiserver_version().await.map_err(|e| classify(&server, "asking the server for its version", e))?;
+    let minor = version.minor.trim_end_matches('+').parse().unwrap_or(u32::MAX);
+    Ok(Connection { client, namespace, server, minor })
+}

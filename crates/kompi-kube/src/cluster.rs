@@ -1,0 +1,292 @@
+//! `kompi status`, `list`, `scale`, `logs` and `down`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures::{AsyncBufReadExt, TryStreamExt};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{Event, Pod};
+use kompi_spec::contract::{self, HOSTFILE, LABEL_INSTANCE, SIDECAR_CONTAINER, WORKER_CONTAINER};
+use kompi_spec::ClusterName;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, LogParams, Patch, PatchParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use serde::Serialize;
+
+use crate::client::Connection;
+use crate::error::KubeError;
+use crate::pods::{self, Summary};
+use crate::remote;
+
+#[derive(Serialize)]
+pub struct PodStatus {
+    pub name: String,
+    pub phase: String,
+    pub ready: bool,
+    pub restarts: i32,
+    pub problem: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct ClusterStatus {
+    pub name: String,
+    pub namespace: String,
+    /// Ready, Starting, Degraded, Completed, Failed.
+    pub phase: String,
+    pub workers_desired: u32,
+    pub workers_ready: u32,
+    pub pods: Vec<PodStatus>,
+    pub hostfile: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+async fn cluster_pods(conn: &Connection, name: &ClusterName) -> Result<Vec<Pod>, KubeError> {
+    let api: Api<Pod> = Api::namespaced(conn.client.clone(), &conn.namespace);
+    let list = api.list(&ListParams::default().labels(&contract::instance_selector(name.as_str()))).await.map_err(|e| conn.error("listing the cluster's pods", e))?;
+    Ok(list.items)
+}
+
+async fn desired_workers(conn: &Connection, name: &ClusterName) -> Result<Option<u32>, KubeError> {
+    let sets: Api<StatefulSet> = Api::namespaced(conn.client.clone(), &conn.namespace);
+    let set = sets.get_opt(&name.worker_set()).await.map_err(|e| conn.error(&format!("reading StatefulSet {}", name.worker_set()), e))?;
+    Ok(set.map(|s| s.spec.replicas.unwrap_or(1) as u32))
+}
+
+/// The hostfile as the sidecar last wrote it (empty if the master cannot be reached).
+pub async fn hostfile(conn: &Connection, name: &ClusterName) -> Vec<String> {
+    let argv = vec!["cat".to_string(), HOSTFILE.to_string()];
+    match remote::capture(conn, &name.master_pod(), SIDECAR_CONTAINER, &argv).await {
+        Ok(out) if out.code == 0 => out.stdout.lines().map(str::to_string).collect(),
+        _ => Vec::new(),
+    }
+}
+
+pub async fn status(conn: &Connection, name: &ClusterName) -> Result<ClusterStatus, KubeError> {
+    let pods = cluster_pods(conn, name).await?;
+    let desired = desired_workers(conn, name).await?;
+    if pods.is_empty() && desired.is_none() {
+        return Err(KubeError::ClusterNotFound { name: name.to_string(), namespace: conn.namespace.clone() });
+    }
+    let desired = desired.unwrap_or(0);
+    let summary = Summary::of(name, desired, &pods);
+    let phase = match summary.master_phase.as_deref() {
+        Some("Succeeded") => "Completed",
+        Some("Failed") => "Failed",
+        _ if summary.is_ready() => "Ready",
+        _ if summary.master_ready => "Degraded",
+        _ => "Starting",
+    };
+    let mut pod_status: Vec<PodStatus> = pods
+        .iter()
+        .map(|p| PodStatus {
+            name: pods::name(p).to_string(),
+            phase: pods::phase(p).to_string(),
+            ready: pods::is_ready(p),
+            restarts: pods::restarts(p),
+            problem: pods::stuck(p).map(|s| s.to_string()),
+        })
+        .collect();
+    pod_status.sort_by_key(|p| (p.name != name.master_pod(), name.worker_ordinal(&p.name), p.name.clone()));
+    Ok(ClusterStatus {
+        name: name.to_string(),
+        namespace: conn.namespace.clone(),
+        phase: phase.to_string(),
+        workers_desired: desired,
+        workers_ready: summary.workers_ready,
+        hostfile: if summary.master_phase.as_deref() == Some("Running") { hostfile(conn, name).await } else { Vec::new() },
+        warnings: warnings(conn, name).await?,
+        pods: pod_status,
+    })
+}
+
+/// The latest Warning events about the cluster's objects.
+async fn warnings(conn: &Connection, name: &ClusterName) -> Result<Vec<String>, KubeError> {
+    let api: Api<Event> = Api::namespaced(conn.client.clone(), &conn.namespace);
+    let events = api.list(&ListParams::default().fields("type=Warning")).await.map_err(|e| conn.error("listing events", e))?;
+    let prefix = format!("{}-", name);
+    let mut mine: Vec<&Event> = events
+        .items
+        .iter()
+        .filter(|e| e.involved_object.name.as_deref().is_some_and(|n| n == name.as_str() || n.starts_with(&prefix)))
+        .collect();
+    mine.sort_by_key(|e| e.last_timestamp.as_ref().map(|t| t.0));
+    Ok(mine
+        .iter()
+        .rev()
+        .take(10)
+        .rev()
+        .map(|e| {
+            format!(
+                "{}/{}: {}: {}",
+                e.involved_object.kind.clone().unwrap_or_default(),
+                e.involved_object.name.clone().unwrap_or_default(),
+                e.reason.clone().unwrap_or_default(),
+                e.message.clone().unwrap_or_default().trim()
+            )
+        })
+        .collect())
+}
+
+#[derive(Serialize)]
+pub struct ClusterListing {
+    pub name: String,
+    pub namespace: String,
+    pub workers_desired: u32,
+    pub workers_ready: u32,
+    pub master_phase: String,
+}
+
+/// Every kompi cluster in the namespace (or in all of them).
+pub async fn list(conn: &Connection, all_namespaces: bool) -> Result<Vec<ClusterListing>, KubeError> {
+    let selector = format!("{}={}", contract::LABEL_NAME, contract::APP_NAME);
+    let params = ListParams::default().labels(&selector);
+    let (sets, pods): (Api<StatefulSet>, Api<Pod>) = if all_namespaces {
+        (Api::all(conn.client.clone()), Api::all(conn.client.clone()))
+    } else {
+        (Api::namespaced(conn.client.clone(), &conn.namespace), Api::namespaced(conn.client.clone(), &conn.namespace))
+    };
+    let sets = sets.list(&params).await.map_err(|e| conn.error("listing StatefulSets", e))?;
+    let pods = pods.list(&params).await.map_err(|e| conn.error("listing pods", e))?;
+    let mut out: BTreeMap<(String, String), ClusterListing> = BTreeMap::new();
+    for set in &sets {
+        let (Some(ns), Some(instance)) = (set.metadata.namespace.clone(), set.metadata.labels.as_ref().and_then(|l| l.get(LABEL_INSTANCE)).cloned()) else {
+            continue;
+        };
+        out.insert(
+            (ns.clone(), instance.clone()),
+            ClusterListing {
+                workers_desired: set.spec.replicas.unwrap_or(1) as u32,
+                workers_ready: set.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0) as u32,
+                master_phase: "(none)".into(),
+                name: instance,
+                namespace: ns,
+            },
+        );
+    }
+    for pod in &pods {
+        let (Some(ns), Some(instance)) = (pod.metadata.namespace.clone(), pod.metadata.labels.as_ref().and_then(|l| l.get(LABEL_INSTANCE)).cloned()) else {
+            continue;
+        };
+        if let Ok(cluster) = ClusterName::new(&instance)
+            && pods::name(pod) == cluster.master_pod()
+            && let Some(listing) = out.get_mut(&(ns, instance))
+        {
+            listing.master_phase = format!("{}{}", pods::phase(pod), if pods::is_ready(pod) { ", ready" } else { "" });
+        }
+    }
+    Ok(out.into_values().collect())
+}
+
+/// Sets the worker count; with `wait`, until the hostfile lists exactly that many workers.
+pub async fn scale(conn: &Connection, name: &ClusterName, workers: u32, wait: Option<Duration>) -> Result<(), KubeError> {
+    let sets: Api<StatefulSet> = Api::namespaced(conn.client.clone(), &conn.namespace);
+    if sets.get_opt(&name.worker_set()).await.map_err(|e| conn.error("reading the workers", e))?.is_none() {
+        return Err(KubeError::ClusterNotFound { name: name.to_string(), namespace: conn.namespace.clone() });
+    }
+    let patch = serde_json::json!({"spec": {"replicas": workers}});
+    sets.patch_scale(&name.worker_set(), &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(|e| conn.error(&format!("scaling StatefulSet {}", name.worker_set()), e))?;
+    let Some(timeout) = wait else { return Ok(()) };
+    crate::wait::ready(conn, name, workers, timeout).await?;
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let hosts = hostfile(conn, name).await;
+        let listed = kompi_render::hostfile::hosts(&hosts.join("\n")).len().saturating_sub(1) as u32;
+        if listed == workers {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(KubeError::Timeout { seconds: timeout.as_secs(), what: format!("waiting for the hostfile to list {workers} workers (it lists {listed})") });
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+pub enum LogSource {
+    Master,
+    Sidecar,
+    Worker(u32),
+}
+
+/// Prints a container's log; with `follow`, keeps streaming.
+pub async fn logs(conn: &Connection, name: &ClusterName, source: LogSource, follow: bool, tail: Option<i64>) -> Result<(), KubeError> {
+    let (pod, container) = match source {
+        LogSource::Master => (name.master_pod(), pods::MASTER),
+        LogSource::Sidecar => (name.master_pod(), SIDECAR_CONTAINER),
+        LogSource::Worker(i) => (name.worker_pod(i), WORKER_CONTAINER),
+    };
+    let api: Api<Pod> = Api::namespaced(conn.client.clone(), &conn.namespace);
+    if api.get_opt(&pod).await.map_err(|e| conn.error(&format!("reading Pod {pod}"), e))?.is_none() {
+        return Err(KubeError::ClusterNotFound { name: format!("{name} (no pod {pod})"), namespace: conn.namespace.clone() });
+    }
+    let params = LogParams { container: Some(container.to_string()), follow, tail_lines: tail, ..Default::default() };
+    let context = format!("reading the log of {pod}/{container}");
+    let mut lines = api.log_stream(&pod, &params).await.map_err(|e| conn.error(&context, e))?.lines();
+    while let Some(line) = lines.try_next().await.map_err(|e| KubeError::Failed(format!("{context}: {e}")))? {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+/// The kinds a kompi cluster is made of, in deletion order (pods first, so nothing recreates them late).
+fn kinds(minor: u32) -> Vec<ApiResource> {
+    let pdb = if minor < 21 { "v1beta1" } else { "v1" };
+    [
+        ("", "v1", "Pod"),
+        ("apps", "v1", "StatefulSet"),
+        ("policy", pdb, "PodDisruptionBudget"),
+        ("networking.k8s.io", "v1", "NetworkPolicy"),
+        ("", "v1", "Service"),
+        ("rbac.authorization.k8s.io", "v1", "RoleBinding"),
+        ("rbac.authorization.k8s.io", "v1", "Role"),
+        ("", "v1", "ServiceAccount"),
+        ("", "v1", "Secret"),
+        ("", "v1", "ConfigMap"),
+    ]
+    .iter()
+    .map(|(g, v, k)| ApiResource::from_gvk(&GroupVersionKind::gvk(g, v, k)))
+    .collect()
+}
+
+/// Deletes everything labelled with the cluster's instance; returns what it removed. With `wait`,
+/// until the pods are gone.
+pub async fn down(conn: &Connection, name: &ClusterName, wait: Option<Duration>) -> Result<Vec<String>, KubeError> {
+    let selector = contract::instance_selector(name.as_str());
+    let mut removed = Vec::new();
+    for resource in kinds(conn.minor) {
+        let api: Api<DynamicObject> = Api::namespaced_with(conn.client.clone(), &conn.namespace, &resource);
+        let list = match api.list(&ListParams::default().labels(&selector)).await {
+            Ok(list) => list,
+            Err(kube::Error::Api(s)) if s.code == 404 => continue,
+            Err(e) => return Err(conn.error(&format!("listing {}s", resource.kind), e)),
+        };
+        for object in list {
+            let object_name = object.metadata.name.clone().unwrap_or_default();
+            // Worker pods belong to the StatefulSet, which removes them.
+            if resource.kind == "Pod" && object_name != name.master_pod() {
+                continue;
+            }
+            match api.delete(&object_name, &DeleteParams::default()).await {
+                Ok(_) => removed.push(format!("{}/{object_name}", resource.kind)),
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => return Err(conn.error(&format!("deleting {}/{object_name}", resource.kind), e)),
+            }
+        }
+    }
+    if let Some(timeout) = wait {
+        let api: Api<Pod> = Api::namespaced(conn.client.clone(), &conn.namespace);
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = api.list(&ListParams::default().labels(&selector)).await.map_err(|e| conn.error("listing the cluster's pods", e))?;
+            if left.items.is_empty() {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                let names: Vec<&str> = left.items.iter().map(pods::name).collect();
+                return Err(KubeError::Timeout { seconds: timeout.as_secs(), what: format!("waiting for pods to go: {}", names.join(", ")) });
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    Ok(removed)
+}

@@ -1,0 +1,45 @@
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error("kompi local needs root: it creates network namespaces, a bridge and veth pairs (run it with sudo, or as root)")]
+    NotRoot,
+    #[error("no local cluster named {name:?} (state directory {} does not exist); `kompi local list` shows the clusters", dir.display())]
+    NotFound { name: String, dir: PathBuf },
+    #[error("local cluster {name:?} is already up; `kompi local down {name}` removes it first")]
+    AlreadyUp { name: String },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{}", .0)]
+    Spec(#[from] kompi_spec::SpecError),
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+    #[error("{} is damaged ({reason}); `kompi local down` still removes what it can find", path.display())]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("`ip {command}` failed: {stderr}")]
+    Network { command: String, stderr: String },
+    #[error("node {node} did not come up: {reason}")]
+    NodeFailed { node: String, reason: String },
+    #[error("{program}: command not found on node {node}")]
+    CommandNotFound { program: String, node: String },
+    #[error("node {node} is not running (its kompi init exited); `kompi local down` then `up` recreates the cluster")]
+    NodeDown { node: String },
+}
+
+impl LocalError {
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        LocalError::Io { context: context.into(), source }
+    }
+
+    /// The exit status kompi ends with for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            LocalError::Invalid(_) | LocalError::Spec(_) => 2,
+            LocalError::NotRoot => 4,
+            LocalError::NotFound { .. } => 3,
+            // As a shell reports it.
+            LocalError::CommandNotFound { .. } => 127,
+            _ => 1,
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! One-shot mode (kube-openmpi's `mpiMaster.oneShot`): wait for the workers, run the command once, and
+//! leave its exit status where Kubernetes (termination log) and the sidecar (handshake file) find it.
+
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+use kompi_spec::contract::HANDSHAKE_FILE;
+use nix::sys::signal::killpg;
+use tracing::{error, info, warn};
+
+use super::reaper::Reaper;
+use super::workers::Gate;
+use super::{EXIT_WORKERS_TIMEOUT, OneShot};
+use crate::atomic_file::write_atomically;
+use crate::termination::Termination;
+
+/// The shell reports "command not found" as 127; we do the same when bash itself cannot start.
+const EXIT_CANNOT_RUN: i32 = 127;
+
+/// Runs the job to its end and returns the status `kompi init` exits with.
+pub async fn run(job: &OneShot, gate: Gate<'_>, reaper: &Reaper, termination: &mut Termination) -> i32 {
+    let ready = tokio::select! {
+        ready = gate.wait() => ready,
+        signal = termination.next() => {
+            let status = 128 + signal as i32;
+            warn!(%signal, "stopped before the workers were ready; the command never ran");
+            record_outcome(job, status, &format!("stopped by {signal} before the command ran"));
+            return status;
+        }
+    };
+    if let Err(timeout) = ready {
+        error!("{timeout}");
+        record_outcome(job, EXIT_WORKERS_TIMEOUT, &timeout.to_string());
+        return EXIT_WORKERS_TIMEOUT;
+    }
+    let status = run_command(job, reaper, termination).await;
+    record_outcome(job, status, &status.to_string());
+    status
+}
+
+async fn run_command(job: &OneShot, reaper: &Reaper, termination: &mut Termination) -> i32 {
+    let mut command = Command::new("bash");
+    // Its own process group, so a forwarded signal reaches mpiexec too, not only bash.
+    command.arg("-c").arg(&job.command).process_group(0);
+    let mut child = match reaper.spawn(&mut command) {
+        Ok(child) => child,
+        Err(e) => {
+            error!(error = %e, "cannot start bash for the one-shot command: install bash in the image");
+            return EXIT_CANNOT_RUN;
+        }
+    };
+    info!(pid = child.pid.as_raw(), command = %job.command, "running the one-shot command");
+    let exit = loop {
+        tokio::select! {
+            exit = child.wait() => break exit,
+            signal = termination.next() => {
+                info!(%signal, "forwarding to the one-shot command");
+                let _ = killpg(child.pid, signal);
+            }
+        }
+    };
+    info!(%exit, "the one-shot command finished");
+    exit.shell_status()
+}
+
+/// The master pod's termination message, and the handshake file the sidecar waits for (so the pod can
+/// finish). Both are best effort: failing to write them must not change the job's status.
+pub fn record_outcome(job: &OneShot, status: i32, message: &str) {
+    // Kubernetes mounts this file; outside a pod it does not exist and is not created.
+    if let Ok(mut log) = std::fs::OpenOptions::new().write(true).truncate(true).open(&job.termination_log) {
+        let _ = writeln!(log, "{message}");
+    }
+    let handshake = job.handshake_dir.join(HANDSHAKE_FILE);
+    match write_atomically(&handshake, format!("{status}\n").as_bytes(), 0o644) {
+        Ok(()) => info!(path = %handshake.display(), status, "left the exit status for the sidecar"),
+        Err(e) => warn!(path = %handshake.display(), error = %e, "cannot leave the exit status for the sidecar; it will not scale the workers down"),
+    }
+}

@@ -1,0 +1,109 @@
+//! Everything `kompi init` does before any long-running process starts, in order, stopping at the first
+//! problem: nothing is started half-configured.
+
+use std::fs::DirBuilder;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use kompi_render::mca::{MpiDefaults, home_files};
+use kompi_render::ssh::{SshdConfig, sshd_config};
+use kompi_spec::MpiImplementation;
+use kompi_spec::contract::POD_INTERFACE;
+use tracing::{info, warn};
+
+use super::error::InitError;
+use super::identity::Identity;
+use super::layout::Layout;
+use super::sshd::{self, Sshd};
+use super::{InitArgs, home_files as home, keys, open_mpi, strict_modes};
+use crate::atomic_file::write_atomically;
+
+/// Open MPI series whose defaults are written when the version cannot be asked (kube-openmpi's images carry 4.x).
+const ASSUMED_OPEN_MPI_MAJOR: u32 = 4;
+
+/// Returns the sshd to start, checked.
+pub fn prepare(args: &InitArgs) -> Result<Sshd, InitError> {
+    let me = Identity::current()?;
+    sshd::check_binary(&args.sshd)?;
+    become_subreaper();
+    let layout = Layout::new(&me.home, &me.hostname);
+    if !me.home.is_dir() {
+        return Err(InitError::HomeMissing { home: me.home.clone(), uid: me.uid.as_raw() });
+    }
+    private_dir(&layout.private_dir, &me).map_err(|e| match e {
+        InitError::File { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
+            InitError::HomeNotWritable { home: me.home.clone(), uid: me.uid.as_raw() }
+        }
+        other => other,
+    })?;
+    strict_modes::check(&layout.authorized_keys, &me.passwd_home, me.uid.as_raw())?;
+
+    let key = keys::read(&args.key_dir, me.uid.as_raw())?;
+    keys::validate(&key, &args.key_dir)?;
+    keys::install(&key, &layout)?;
+
+    private_dir(&layout.node_dir, &me)?;
+    let host_key = keys::generate_host_key(&me.hostname)?;
+    write_atomically(&layout.host_key, host_key.as_bytes(), 0o600).map_err(|e| InitError::file("write", &layout.host_key, e))?;
+    let config = sshd_config(&SshdConfig { port: args.ssh_port, files: &layout.sshd_files(), running_as_root: me.is_root() });
+    write_atomically(&layout.sshd_config, config.as_bytes(), 0o600).map_err(|e| InitError::file("write", &layout.sshd_config, e))?;
+
+    home::write_ssh_config(&layout, args.cluster.as_str(), args.ssh_port)?;
+    warn_if_ssh_reads_another_home(&me);
+    home::write_mpi_defaults(&me.home, &home_files(&mpi_defaults(args)?))?;
+
+    let sshd = Sshd { binary: args.sshd.clone(), config: layout.sshd_config.clone(), port: args.ssh_port };
+    sshd.check_port_free()?;
+    sshd.check_config(me.is_root())?;
+    info!(home = %me.home.display(), uid = me.uid.as_raw(), port = args.ssh_port, "ready to start sshd");
+    Ok(sshd)
+}
+
+/// A 0700 directory owned by the running user (made if absent, tightened if present).
+fn private_dir(path: &Path, me: &Identity) -> Result<(), InitError> {
+    DirBuilder::new().mode(0o700).recursive(true).create(path).map_err(|e| InitError::file("create directory", path, e))?;
+    let meta = std::fs::metadata(path).map_err(|e| InitError::file("inspect", path, e))?;
+    if meta.uid() != me.uid.as_raw() {
+        return Err(InitError::ForeignOwner { path: path.to_path_buf(), owner: meta.uid(), uid: me.uid.as_raw() });
+    }
+    if meta.mode() & 0o777 != 0o700 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(|e| InitError::file("chmod 0700", path, e))?;
+    }
+    Ok(())
+}
+
+/// Orphans outside a container (the local backend, tests) are reparented to us too, so we reap them.
+fn become_subreaper() {
+    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+        warn!(error = %e, "cannot become a child subreaper; orphaned processes go to the system's init");
+    }
+}
+
+fn mpi_defaults(args: &InitArgs) -> Result<MpiDefaults<'_>, InitError> {
+    let open_mpi_major = match args.mpi {
+        MpiImplementation::OpenMpi => open_mpi::detect_major_version().unwrap_or_else(|| {
+            warn!(
+                "cannot tell the Open MPI version (neither ompi_info nor mpirun on PATH answered); writing the defaults of Open MPI {ASSUMED_OPEN_MPI_MAJOR}"
+            );
+            ASSUMED_OPEN_MPI_MAJOR
+        }),
+        _ => 0,
+    };
+    let hostfile = args.hostfile.to_str().ok_or_else(|| {
+        InitError::Usage(format!("--hostfile {} is not valid UTF-8; use a plain path", args.hostfile.display()))
+    })?;
+    Ok(MpiDefaults { mpi: args.mpi, open_mpi_major, interface: POD_INTERFACE, hostfile, extra: &args.mca })
+}
+
+/// ssh (and so mpiexec) reads `~/.ssh/config` in the passwd home; say so when $HOME points elsewhere.
+fn warn_if_ssh_reads_another_home(me: &Identity) {
+    let canonical = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+    if canonical(&me.home) != canonical(&me.passwd_home) {
+        warn!(
+            home = %me.home.display(),
+            passwd_home = %me.passwd_home.display(),
+            "HOME differs from the passwd home, where ssh looks for ~/.ssh/config: pass `-F {}/.ssh/config` to ssh, or align them",
+            me.home.display()
+        );
+    }
+}

@@ -1,0 +1,394 @@
+//! `kompi hostfile` against a real API server: the project's testbed (testbed/testbed.sh), when it is up.
+//! The sidecar runs as the real binary with the token of the ServiceAccount `kompi template` renders, so
+//! the rendered least-privilege Role is proved sufficient. A real StatefulSet makes the worker pods; they
+//! are bound to a node that does not exist, so no kubelet runs them, and the test flips their Ready
+//! condition through pods/status to drive the watch.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client, Config};
+use serde_json::json;
+
+const TESTBED_KUBECONFIG: &str = "/tmp/kompi-testbed/kubeconfig";
+const CLUSTER: &str = "hf";
+const NOWHERE: &str = "kompi-test-no-such-node";
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// An admin client of the testbed, or `None` after printing why the test cannot run.
+async fn testbed() -> Option<(Client, Kubeconfig)> {
+    if !Path::new(TESTBED_KUBECONFIG).exists() {
+        eprintln!("skipped: no testbed ({TESTBED_KUBECONFIG} is absent; testbed/testbed.sh up starts one)");
+        return None;
+    }
+    let kubeconfig = Kubeconfig::read_from(TESTBED_KUBECONFIG).ok()?;
+    let config = Config::from_custom_kubeconfig(kubeconfig.clone(), &KubeConfigOptions::default()).await.ok()?;
+    let client = Client::try_from(config).ok()?;
+    match tokio::time::timeout(Duration::from_secs(5), client.apiserver_version()).await {
+        Ok(Ok(_)) => Some((client, kubeconfig)),
+        Ok(Err(e)) => {
+            eprintln!("skipped: the testbed's API server does not answer ({e})");
+            None
+        }
+        Err(_) => {
+            eprintln!("skipped: the testbed's API server does not answer within 5 s");
+            None
+        }
+    }
+}
+
+/// A namespace of this test's own, deleted (with everything in it) when dropped.
+struct TestNamespace {
+    client: Client,
+    name: String,
+}
+
+impl TestNamespace {
+    async fn create(client: &Client) -> TestNamespace {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+        let name = format!("kompi-hostfile-{}-{nanos}", std::process::id());
+        let ns: Namespace = serde_json::from_value(json!({ "metadata": { "name": name } })).unwrap();
+        Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await.unwrap();
+        TestNamespace { client: client.clone(), name }
+    }
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        let (client, name) = (self.client.clone(), self.name.clone());
+        // Drop cannot await; a thread of its own runs the deletion.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                let _ = Api::<Namespace>::all(client).delete(&name, &DeleteParams::default()).await;
+            });
+        })
+        .join();
+    }
+}
+
+async fn eventually<F, Fut>(what: &str, mut check: F, log: &Path)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + PATIENCE;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}; sidecar log:\n{}", read(log));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+fn kompi(args: &[&str], dir: &Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_kompi")).args(args).current_dir(dir).output().unwrap();
+    assert!(out.status.success(), "kompi {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The ServiceAccount, Role and RoleBinding `kompi template` renders for a one-shot cluster that scales down.
+fn rendered_rbac(namespace: &str, dir: &Path) -> (ServiceAccount, Role, RoleBinding) {
+    kompi(&["keygen", "-o", "ssh-key.yaml"], dir);
+    std::fs::write(
+        dir.join("values.yaml"),
+        "mpiWorkers:\n  num: 2\nmpiMaster:\n  oneShot:\n    enabled: true\n    autoScaleDownWorkers: true\n    command: 'true'\n",
+    )
+    .unwrap();
+    let stream = kompi(&["template", CLUSTER, "-n", namespace, "-f", "values.yaml", "-f", "ssh-key.yaml"], dir);
+    let objects: Vec<serde_json::Value> = stream
+        .split("\n---\n")
+        .map(|doc| doc.trim_start_matches("---\n"))
+        .filter(|doc| !doc.trim().is_empty())
+        .map(|doc| serde_saphyr::from_str(doc).unwrap())
+        .collect();
+    let of_kind = |kind: &str| objects.iter().find(|o| o["kind"] == kind).cloned().unwrap_or_else(|| panic!("no {kind} in\n{stream}"));
+    (
+        serde_json::from_value(of_kind("ServiceAccount")).unwrap(),
+        serde_json::from_value(of_kind("Role")).unwrap(),
+        serde_json::from_value(of_kind("RoleBinding")).unwrap(),
+    )
+}
+
+/// A kubeconfig that authenticates as the ServiceAccount `name`, as the projected token does in the pod.
+async fn service_account_kubeconfig(client: &Client, admin: &Kubeconfig, namespace: &str, name: &str, dir: &Path) -> PathBuf {
+    let request = TokenRequest {
+        spec: Some(TokenRequestSpec { expiration_seconds: Some(3600), ..Default::default() }),
+        ..Default::default()
+    };
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
+    let issued: TokenRequest = accounts.create_subresource("token", name, &PostParams::default(), &request).await.unwrap();
+    let token = issued.status.and_then(|s| s.token).expect("the API server issues a token");
+    let cluster = admin.clusters[0].cluster.clone().unwrap();
+    let ca = match (&cluster.certificate_authority, &cluster.certificate_authority_data) {
+        (Some(path), _) => format!("certificate-authority: {path:?}"),
+        (None, Some(data)) => format!("certificate-authority-data: {data:?}"),
+        (None, None) => "insecure-skip-tls-verify: true".to_string(),
+    };
+    let path = dir.join("service-account.kubeconfig");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: testbed, cluster: {{server: {:?}, {ca}}}}}]\n\
+             users: [{{name: sa, user: {{token: {token:?}}}}}]\n\
+             contexts: [{{name: sa, context: {{cluster: testbed, user: sa, namespace: {namespace:?}}}}}]\ncurrent-context: sa\n",
+            cluster.server.unwrap()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn worker_labels() -> serde_json::Value {
+    json!({ "app.kubernetes.io/name": "kompi", "app.kubernetes.io/instance": CLUSTER, "app.kubernetes.io/component": "worker" })
+}
+
+/// The workers' StatefulSet, its pods bound to a node that does not exist.
+fn worker_set(replicas: i32) -> StatefulSet {
+    serde_json::from_value(json!({
+        "metadata": { "name": format!("{CLUSTER}-worker") },
+        "spec": {
+            "replicas": replicas,
+            "podManagementPolicy": "Parallel",
+            "serviceName": CLUSTER,
+            "selector": { "matchLabels": worker_labels() },
+            "template": {
+                "metadata": { "labels": worker_labels() },
+                "spec": {
+                    "nodeName": NOWHERE,
+                    "automountServiceAccountToken": false,
+                    "containers": [{ "name": "mpi-worker", "image": "kompi/never-pulled:0" }]
+                }
+            }
+        }
+    }))
+    .unwrap()
+}
+
+async fn set_ready(pods: &Api<Pod>, name: &str, ready: bool) {
+    let status = if ready { "True" } else { "False" };
+    let patch = json!({ "status": { "phase": "Running", "conditions": [{ "type": "Ready", "status": status }] } });
+    pods.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+}
+
+async fn exists(pods: &Api<Pod>, name: &str) -> bool {
+    pods.get_opt(name).await.ok().flatten().is_some()
+}
+
+async fn scale(sets: &Api<StatefulSet>, replicas: i32) {
+    let patch = json!({ "spec": { "replicas": replicas } });
+    sets.patch(&format!("{CLUSTER}-worker"), &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+}
+
+fn hostfile_of(workers: &[u32]) -> String {
+    let mut text = format!("{CLUSTER}-master slots=1\n");
+    for i in workers {
+        text.push_str(&format!("{CLUSTER}-worker-{i}.{CLUSTER} slots=2\n"));
+    }
+    text
+}
+
+struct Sidecar(Child);
+
+impl Sidecar {
+    async fn exit_code(&mut self, log: &Path) -> Option<i32> {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(Instant::now() < deadline, "the sidecar did not exit:\n{}", read(log));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A namespace with the rendered RBAC, the workers' StatefulSet, and the files the master pod shares.
+struct Fixture {
+    ns: TestNamespace,
+    dir: tempfile::TempDir,
+    sidecar_kubeconfig: PathBuf,
+    sets: Api<StatefulSet>,
+    pods: Api<Pod>,
+    hostfile: PathBuf,
+    complete: PathBuf,
+    handshake: PathBuf,
+    log: PathBuf,
+}
+
+impl Fixture {
+    async fn new(workers: i32) -> Option<Fixture> {
+        let (admin, kubeconfig) = testbed().await?;
+        let ns = TestNamespace::create(&admin).await;
+        let dir = tempfile::tempdir().unwrap();
+        let (generated, handshake) = (dir.path().join("generated"), dir.path().join("handshake"));
+        std::fs::create_dir_all(&generated).unwrap();
+        std::fs::create_dir_all(&handshake).unwrap();
+        let log = dir.path().join("sidecar.log");
+
+        let (account, role, binding) = rendered_rbac(&ns.name, dir.path());
+        let pp = PostParams::default();
+        Api::<ServiceAccount>::namespaced(admin.clone(), &ns.name).create(&pp, &account).await.unwrap();
+        Api::<Role>::namespaced(admin.clone(), &ns.name).create(&pp, &role).await.unwrap();
+        Api::<RoleBinding>::namespaced(admin.clone(), &ns.name).create(&pp, &binding).await.unwrap();
+        let sidecar_kubeconfig = service_account_kubeconfig(&admin, &kubeconfig, &ns.name, CLUSTER, dir.path()).await;
+
+        // Pods need the namespace's default ServiceAccount, which the controller-manager creates shortly.
+        let accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), &ns.name);
+        eventually("the default ServiceAccount", || async { accounts.get_opt("default").await.ok().flatten().is_some() }, &log).await;
+        let sets: Api<StatefulSet> = Api::namespaced(admin.clone(), &ns.name);
+        sets.create(&pp, &worker_set(workers)).await.unwrap();
+        Some(Fixture {
+            pods: Api::namespaced(admin.clone(), &ns.name),
+            sets,
+            sidecar_kubeconfig,
+            hostfile: generated.join("hostfile"),
+            complete: generated.join(".complete"),
+            handshake,
+            log,
+            ns,
+            dir,
+        })
+    }
+
+    /// `kompi hostfile` as the master pod runs it, with the ServiceAccount's token.
+    fn start_sidecar(&self, workers: u32, extra: &[&str]) -> Sidecar {
+        let mut args = vec![
+            "hostfile".to_string(),
+            format!("--cluster={CLUSTER}"),
+            format!("--workers={workers}"),
+            "--slots=2".into(),
+            "--master-slots=1".into(),
+            "--mpi=openmpi".into(),
+            format!("--output={}", self.hostfile.display()),
+            format!("--namespace={}", self.ns.name),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        Sidecar(
+            Command::new(env!("CARGO_BIN_EXE_kompi"))
+                .args(&args)
+                .env("KUBECONFIG", &self.sidecar_kubeconfig)
+                .env("KOMPI_LOG", "info")
+                .env_remove("POD_NAMESPACE")
+                .current_dir(self.dir.path())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&self.log).unwrap())
+                .spawn()
+                .unwrap(),
+        )
+    }
+
+    async fn wait_for_hostfile(&self, what: &str, workers: &[u32]) {
+        let expected = hostfile_of(workers);
+        eventually(what, || async { read(&self.hostfile) == expected }, &self.log).await;
+    }
+
+    async fn wait_for_pods(&self, names: &[&str]) {
+        eventually(&format!("pods {names:?}"), || async {
+            for name in names {
+                if !exists(&self.pods, name).await {
+                    return false;
+                }
+            }
+            true
+        }, &self.log)
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostfile_follows_a_real_statefulset_and_scales_it_down_after_success() {
+    let Some(f) = Fixture::new(2).await else { return };
+    let handshake_arg = format!("--handshake-dir={}", f.handshake.display());
+    let mut sidecar = f.start_sidecar(2, &[&handshake_arg, "--scale-down-on-success"]);
+    let (pods, sets, hostfile, complete, log) = (&f.pods, &f.sets, &f.hostfile, &f.complete, &f.log);
+    let pp = PostParams::default();
+
+    f.wait_for_hostfile("the master-only hostfile at start", &[]).await;
+    f.wait_for_pods(&["hf-worker-0", "hf-worker-1"]).await;
+    assert_eq!(read(hostfile), hostfile_of(&[]), "pods that are not Ready are not listed");
+
+    set_ready(pods, "hf-worker-1", true).await;
+    f.wait_for_hostfile("worker 1 listed once Ready", &[1]).await;
+    assert!(!complete.exists(), "one of two workers is not complete");
+
+    // A Ready pod with the worker labels but not a worker's name (say, a debugging pod) stays out.
+    let stray: Pod = serde_json::from_value(json!({
+        "metadata": { "name": "hf-debug", "labels": worker_labels() },
+        "spec": { "nodeName": NOWHERE, "automountServiceAccountToken": false, "containers": [{ "name": "c", "image": "kompi/never-pulled:0" }] }
+    }))
+    .unwrap();
+    pods.create(&pp, &stray).await.unwrap();
+    set_ready(pods, "hf-debug", true).await;
+    set_ready(pods, "hf-worker-0", true).await;
+    f.wait_for_hostfile("both workers listed, by ordinal", &[0, 1]).await;
+    eventually("the .complete marker", || async { complete.exists() }, log).await;
+
+    scale(sets, 3).await;
+    f.wait_for_pods(&["hf-worker-2"]).await;
+    set_ready(pods, "hf-worker-2", true).await;
+    f.wait_for_hostfile("scale-up followed", &[0, 1, 2]).await;
+
+    // The controller deletes workers 2 and 1 gracefully; with no kubelet they stay Terminating, and leave the hostfile at once.
+    scale(sets, 1).await;
+    f.wait_for_hostfile("scale-down followed", &[0]).await;
+    set_ready(pods, "hf-worker-0", false).await;
+    f.wait_for_hostfile("an unready worker dropped", &[]).await;
+    assert!(complete.exists(), "the marker stays once set");
+
+    // kube-apiserver 1.20.2 built with Go >= 1.18 (its vendored reflect2 1.0.1) panics on every request to a
+    // scale subresource; on such a server only the "job failed, keep the workers" half can be checked.
+    let unchanged = Patch::Merge(json!({ "spec": { "replicas": 1 } }));
+    let scale_works = sets.patch_scale(&format!("{CLUSTER}-worker"), &PatchParams::default(), &unchanged).await.is_ok();
+    if !scale_works {
+        eprintln!("note: the testbed's API server cannot serve statefulsets/scale; checking a failed job instead of the scale-down");
+    }
+    std::fs::write(f.handshake.join("exit-status"), if scale_works { "0\n" } else { "1\n" }).unwrap();
+    assert_eq!(sidecar.exit_code(log).await, Some(0), "{}", read(log));
+    let replicas = sets.get(&format!("{CLUSTER}-worker")).await.unwrap().spec.replicas;
+    let said = read(log);
+    if scale_works {
+        assert_eq!(replicas, Some(0), "the successful job scales the workers down:\n{said}");
+        assert!(said.contains("workers scaled to 0"), "{said}");
+    } else {
+        assert_eq!(replicas, Some(1), "a failed job leaves the workers:\n{said}");
+        assert!(said.contains("the command failed with status 1"), "{said}");
+    }
+    assert!(!said.contains("watching the worker pods failed"), "the rendered Role must allow every request:\n{said}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_stops_following_after_the_first_complete_hostfile_and_sigterm_stops_it() {
+    let Some(f) = Fixture::new(1).await else { return };
+    let mut sidecar = f.start_sidecar(1, &["--once"]);
+    f.wait_for_pods(&["hf-worker-0"]).await;
+    set_ready(&f.pods, "hf-worker-0", true).await;
+    f.wait_for_hostfile("the complete hostfile", &[0]).await;
+    eventually("the end of following", || async { read(&f.log).contains("no longer following") }, &f.log).await;
+    assert!(f.complete.exists());
+
+    set_ready(&f.pods, "hf-worker-0", false).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(read(&f.hostfile), hostfile_of(&[0]), "--once keeps the first complete hostfile");
+    assert!(sidecar.0.try_wait().unwrap().is_none(), "the sidecar stays up (the pod stays ready):\n{}", read(&f.log));
+
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(sidecar.0.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    assert_eq!(sidecar.exit_code(&f.log).await, Some(0), "{}", read(&f.log));
+}

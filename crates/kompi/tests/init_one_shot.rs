@@ -1,0 +1,121 @@
+//! One-shot mode of `kompi init` with the real sshd: the command runs only once the listed workers answer,
+//! its exit status becomes init's and is handed to Kubernetes and the sidecar, signals reach it, and a
+//! worker that never shows up is named when init gives up.
+
+mod node_support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use node_support::*;
+
+struct Job {
+    sandbox: Sandbox,
+    init: Init,
+    handshake: PathBuf,
+    termination_log: PathBuf,
+}
+
+/// A master in one-shot mode whose hostfile holds `hostfile` when it starts.
+fn start_job(workers: u32, timeout_s: u32, hostfile: &str, command: &str) -> Option<Job> {
+    let account = account(Who::Root)?;
+    let sandbox = Sandbox::new(&account);
+    let keys = sandbox.key_dir(&cluster_key());
+    let hostfile_path = sandbox.write("hostfile", hostfile);
+    let handshake = sandbox.home("handshake");
+    // Kubernetes provides the file; init only writes into an existing one.
+    let termination_log = sandbox.write("termination-log", "");
+    let mut args = init_args("master", free_port(), &keys, &hostfile_path);
+    args.extend([
+        format!("--one-shot-workers={workers}"),
+        format!("--wait-timeout={timeout_s}"),
+        format!("--handshake-dir={}", handshake.display()),
+        format!("--termination-log={}", termination_log.display()),
+        "--".into(),
+        command.into(),
+    ]);
+    let init = Init::start(&account, &sandbox.home("master"), &args);
+    Some(Job { handshake: handshake.join("exit-status"), termination_log, init, sandbox })
+}
+
+fn read(path: &Path) -> String {
+    fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn the_commands_exit_status_reaches_kubernetes_and_the_sidecar() {
+    let Some(mut job) = start_job(0, 10, "c-master slots=1\n", "echo the job ran; exit 3") else { return };
+    let status = job.init.wait_exit();
+    assert_eq!(status.code(), Some(3), "{}", job.init.log());
+    assert_eq!(read(&job.init.stdout), "the job ran\n");
+    assert_eq!(read(&job.handshake), "3\n");
+    assert_eq!(read(&job.termination_log), "3\n");
+    // With no workers to wait for, the command may well end before sshd listens; it is stopped all the same.
+    assert!(job.init.log().contains("sshd stopped"), "{}", job.init.log());
+    assert!(job.init.sshd_pid().is_none_or(|pid| !alive(pid)), "sshd outlived init");
+}
+
+#[test]
+fn a_command_killed_by_a_signal_reports_128_plus_the_signal() {
+    let Some(mut job) = start_job(0, 10, "c-master slots=1\n", "kill -KILL $$") else { return };
+    assert_eq!(job.init.wait_exit().code(), Some(137), "{}", job.init.log());
+    assert_eq!(read(&job.handshake), "137\n");
+}
+
+#[test]
+fn the_command_waits_until_the_listed_workers_answer() {
+    // The master's own sshd stands in for the worker: 127.0.0.1 answers on the cluster's ssh port.
+    let Some(mut job) = start_job(1, 60, "c-master slots=1\n", "touch ran") else { return };
+    job.init.wait_for_log("waiting for the workers");
+    job.init.wait_ready();
+    let ran = job.init.home.join("ran");
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(!ran.exists() && job.init.try_status().is_none(), "the command ran before the hostfile listed a worker");
+
+    let listed = job.sandbox.write("hostfile.new", "c-master slots=1\n127.0.0.1 slots=1\n");
+    fs::rename(listed, job.sandbox.path().join("hostfile")).unwrap();
+    assert_eq!(job.init.wait_exit().code(), Some(0), "{}", job.init.log());
+    assert!(ran.exists(), "{}", job.init.log());
+    assert!(job.init.log().contains("every worker answers"), "{}", job.init.log());
+}
+
+#[test]
+fn giving_up_names_the_workers_that_never_came() {
+    let Some(mut job) = start_job(2, 1, "c-master slots=1\n", "touch never") else { return };
+    let status = job.init.wait_exit();
+    assert_eq!(status.code(), Some(124), "{}", job.init.log());
+    let log = job.init.log();
+    let line = log.lines().find(|l| l.contains("the workers were not ready")).unwrap_or_else(|| panic!("{log}"));
+    assert!(line.contains("c-worker-0.c") && line.contains("c-worker-1.c"), "{line}");
+    assert_eq!(read(&job.handshake), "124\n");
+    assert!(read(&job.termination_log).contains("c-worker-1.c"));
+    assert!(!job.init.home.join("never").exists(), "the command must not run");
+}
+
+#[test]
+fn sigterm_during_the_job_reaches_the_command_and_its_children() {
+    let Some(mut job) = start_job(
+        0,
+        10,
+        "c-master slots=1\n",
+        "trap 'exit 7' TERM; sleep 600 & echo $! > sleep.pid; mv sleep.pid sleeping.pid; wait",
+    ) else {
+        return;
+    };
+    let pid_file = job.init.home.join("sleeping.pid");
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let sleeper = loop {
+        if let Ok(pid) = fs::read_to_string(&pid_file) {
+            break Pid::from_raw(pid.trim().parse().unwrap());
+        }
+        assert!(std::time::Instant::now() < deadline, "the command did not start:\n{}", job.init.log());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    job.init.signal(Signal::SIGTERM);
+    assert_eq!(job.init.wait_exit().code(), Some(7), "{}", job.init.log());
+    assert_eq!(read(&job.handshake), "7\n");
+    assert!(!alive(sleeper), "the command's child (pid {sleeper}) outlived the job");
+}
