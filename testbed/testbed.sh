@@ -18,6 +18,11 @@ PAUSE=k8s.gcr.io/pause:3.2 CHECK_IMAGE=testbed/mpi-kubectl:check KOMPI_IMAGE=kom
 HOST_SYSCTLS="net/bridge/bridge-nf-call-iptables net/ipv4/conf/all/route_localnet net/ipv4/ip_forward vm/overcommit_memory
   vm/panic_on_oom kernel/panic kernel/panic_on_oops kernel/keys/root_maxkeys kernel/keys/root_maxbytes"
 K8S_BINS="kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy"
+# Kubernetes 1.20 vendors reflect2 1.0.1, whose map code crashes under Go >= 1.18: the apiserver panics on
+# every request to statefulsets/scale (kubectl scale, the one-shot scale-down). Debian's
+# golang-github-modern-go-reflect2-dev has the fixed 1.0.2; binaries built without it are rebuilt.
+K8S_RECIPE="kubernetes-1.20.2 reflect2-1.0.2"
+REFLECT2_SRC=/usr/share/gocode/src/github.com/modern-go/reflect2
 export KUBECONFIG=$DIR/kubeconfig PATH=$BIN:$PATH KOMPI_TESTBED_CACHE=$CACHE KOMPI_TESTBED_DIR=$DIR
 
 log() { printf '[testbed %(%T)T] %s\n' -1 "$*" >&2; }
@@ -175,8 +180,11 @@ cmd_build() {
   quiet "$CACHE/logs/apt.log" apt-get update
   quiet "$CACHE/logs/apt.log" apt-get install -y --no-install-recommends golang-go etcd-server containerd runc \
     containernetworking-plugins mmdebstrap rsync jq openssl dnsmasq-base gcc libc6-dev make python3 openssh-client iproute2 \
-    iptables conntrack nftables
+    iptables conntrack nftables golang-github-modern-go-reflect2-dev
   command -v kubectl >/dev/null || quiet "$CACHE/logs/apt.log" apt-get install -y --no-install-recommends kubernetes-client
+  if [ "$(cat "$BIN/.recipe" 2>/dev/null)" != "$K8S_RECIPE" ]; then
+    for b in $K8S_BINS; do rm -f "$BIN/$b"; done
+  fi
   for b in $K8S_BINS; do [ -x "$BIN/$b" ] || missing+=" cmd/$b"; done; missing=${missing# }
   if [ -z "$missing" ] && [ -f "$CACHE/pause.tar" ]; then log "kubernetes binaries and pause image already in $CACHE"; return; fi
   if ! compgen -G "$src/kubernetes_*.orig.tar.gz" >/dev/null; then
@@ -196,10 +204,15 @@ cmd_build() {
   rm -rf "$src/tree"; mkdir -p "$src/tree"
   log "extracting $(basename "$src"/kubernetes_*.orig.tar.gz)"
   tar -xzf "$src"/kubernetes_*.orig.tar.gz -C "$src/tree"; tree=$(echo "$src"/tree/kubernetes-*)
+  log "replacing the vendored reflect2 1.0.1 with Debian's 1.0.2 (from $REFLECT2_SRC)"
+  rm -f "$tree"/vendor/github.com/modern-go/reflect2/*.go "$tree"/vendor/github.com/modern-go/reflect2/*.s
+  cp "$REFLECT2_SRC"/*.go "$REFLECT2_SRC"/*.s "$tree/vendor/github.com/modern-go/reflect2/"
+  rm -f "$tree"/vendor/github.com/modern-go/reflect2/*_test.go
   if [ -n "$missing" ]; then  # only the missing ones; rsync must be installed before the first make (else 0-byte code generators)
     log "make WHAT=\"$missing\" CGO_ENABLED=0 (about 4 min for all five on 2 cores; log: $CACHE/logs/make.log)"
     (cd "$tree" && quiet "$CACHE/logs/make.log" env HOME="$src/home" CGO_ENABLED=0 make WHAT="$missing")
     for b in $missing; do install -m 0755 "$tree/_output/bin/${b#cmd/}" "$BIN/${b#cmd/}"; done
+    echo "$K8S_RECIPE" >"$BIN/.recipe"
   fi
   if [ ! -f "$CACHE/pause.tar" ]; then
     log "compiling build/pause/linux/pause.c statically; packaging it as $PAUSE"

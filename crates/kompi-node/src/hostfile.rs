@@ -124,17 +124,19 @@ async fn sidecar(args: &HostfileArgs) -> Result<(), HostfileError> {
         }
     };
 
-    tokio::select! {
-        failed = following => failed,
-        status = handshake => {
-            finish_one_shot(args, status, client, &namespace).await;
-            Ok(())
-        }
+    let status = tokio::select! {
+        failed = following => return failed,
+        status = handshake => status,
         signal = termination.next() => {
             info!(%signal, "stopping");
-            Ok(())
+            return Ok(());
         }
+    };
+    tokio::select! {
+        () = finish_one_shot(args, status, client, &namespace) => {}
+        signal = termination.next() => info!(%signal, "stopping before the one-shot job's end was handled"),
     }
+    Ok(())
 }
 
 async fn finish_one_shot(args: &HostfileArgs, status: Option<i32>, client: Client, namespace: &str) {

@@ -14,6 +14,7 @@ mod open_mpi;
 mod prepare;
 mod reaper;
 mod sshd;
+mod sshd_log;
 mod strict_modes;
 mod supervisor;
 mod workers;

@@ -13,7 +13,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 /// kube-openmpi's flow works unchanged (keygen, template | kubectl apply, kubectl exec mpiexec);
 /// the same binary also runs inside the MPI pods.
 #[derive(Parser, Debug)]
-#[command(name = "kompi", version, propagate_version = true, max_term_width = 110)]
+#[command(name = "kompi", version, propagate_version = true, max_term_width = 110, after_help = EXIT_STATUSES)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -21,20 +21,6 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Generate the cluster's ssh key pair as a values file (ssh-key.yaml)
-    Keygen(cmd::keygen::KeygenArgs),
-    /// Render the cluster's Kubernetes objects (drop-in for `helm template` of kube-openmpi's chart)
-    Template(cmd::template::TemplateArgs),
-    /// Print kompi's default values (every key, with comments)
-    Values {
-        /// Print the table of keys (as in the README) instead
-        #[arg(long)]
-        markdown: bool,
-    },
-    /// Run as PID 1 of an MPI container: keys, sshd, MPI defaults, one-shot jobs (inside pods and local nodes)
-    Init(kompi_node::init::InitArgs),
-    /// Keep the hostfile following the worker pods (the master pod's sidecar)
-    Hostfile(kompi_node::hostfile::HostfileArgs),
     /// Create or update a cluster in Kubernetes (server-side apply) and wait until it is ready
     Up(cmd::kube::UpArgs),
     /// Run an MPI program across a cluster: mpiexec on the master once every worker answers
@@ -53,12 +39,32 @@ enum Command {
     Down(cmd::kube::DownArgs),
     /// A kompi cluster on this machine, no Kubernetes: try kompi and debug MPI programs locally
     Local(cmd::local::LocalArgs),
+    /// Generate the cluster's ssh key pair as a values file (ssh-key.yaml)
+    Keygen(cmd::keygen::KeygenArgs),
+    /// Render the cluster's Kubernetes objects (drop-in for `helm template` of kube-openmpi's chart)
+    Template(cmd::template::TemplateArgs),
+    /// Print kompi's default values (every key, with comments)
+    Values {
+        /// Print the table of keys (as in the README) instead
+        #[arg(long)]
+        markdown: bool,
+    },
     /// Print a shell completion script
     Completion {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// In the pods: PID 1 of an MPI container (keys, sshd, MPI defaults, one-shot jobs)
+    Init(kompi_node::init::InitArgs),
+    /// In the pods: the master's sidecar that keeps the hostfile following the worker pods
+    Hostfile(kompi_node::hostfile::HostfileArgs),
 }
+
+const EXIT_STATUSES: &str = "\
+Exit status: 0 success; 1 failure; 2 invalid input (values, flags, names: nothing was changed);
+3 cluster or namespace not found; 4 forbidden (RBAC) or not root (local); 5 API server unreachable;
+6 timed out; 7 server-side apply conflict; 127 command not found; `run`/`exec`: the command's own.
+Installed also as kubectl-kompi, it works as `kubectl kompi ...`.";
 
 fn main() {
     let cli = Cli::parse();
@@ -114,6 +120,8 @@ fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
+        // Colours only on a terminal: container logs and files get plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         // A closed stderr must not panic `kompi init`, PID 1 of a container (the default reports it with eprintln!).
         .log_internal_errors(false)
         .with_target(false)

@@ -119,3 +119,24 @@ fn sigterm_during_the_job_reaches_the_command_and_its_children() {
     assert_eq!(read(&job.handshake), "7\n");
     assert!(!alive(sleeper), "the command's child (pid {sleeper}) outlived the job");
 }
+
+#[test]
+fn a_setup_failure_in_one_shot_mode_still_releases_the_sidecar() {
+    let Some(account) = account(Who::Root) else { return };
+    let sandbox = Sandbox::new(&account);
+    let keys = sandbox.key_dir(&cluster_key());
+    fs::remove_file(keys.join("authorized_keys")).unwrap();
+    let handshake = sandbox.home("handshake");
+    let mut args = init_args("master", free_port(), &keys, &sandbox.path().join("hostfile"));
+    args.extend([
+        "--one-shot-workers=1".to_string(),
+        format!("--handshake-dir={}", handshake.display()),
+        format!("--termination-log={}", sandbox.write("termination-log", "").display()),
+        "--".into(),
+        "true".into(),
+    ]);
+    let mut init = Init::start(&account, &sandbox.home("master"), &args);
+    assert_eq!(init.wait_exit().code(), Some(1), "{}", init.log());
+    assert_eq!(read(&handshake.join("exit-status")), "1\n", "the sidecar must learn the job is over, or the pod never finishes");
+    assert!(read(&sandbox.path().join("termination-log")).contains("authorized_keys"));
+}

@@ -243,3 +243,31 @@ fn a_closed_stderr_does_not_bring_init_down() {
     assert_eq!(status.code(), Some(0), "init must stop cleanly, not panic on a failed log write");
     assert!(!alive(sshd), "sshd outlived init");
 }
+
+/// State and parent of a process, from /proc; `None` once it is gone (reaped).
+fn state_and_parent(pid: i32) -> Option<(char, i32)> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    Some((state, fields.next()?.parse().ok()?))
+}
+
+#[test]
+fn orphans_of_ssh_sessions_are_reaped_by_init() {
+    let Some(account) = account(Who::Root) else { return };
+    let sandbox = Sandbox::new(&account);
+    let (init, port) = start_worker(&sandbox);
+    let out = init.ssh("c-worker-0", port, "sleep 2 </dev/null >/dev/null 2>&1 & echo $!", &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let orphan: i32 = text(&out.stdout).trim().parse().unwrap();
+
+    // Its shell is gone, so the kernel hands it to init (a child subreaper, PID 1 in a pod).
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let mut adopted = false;
+    while let Some((state, parent)) = state_and_parent(orphan) {
+        adopted |= parent == init.pid().as_raw();
+        assert!(std::time::Instant::now() < deadline, "the orphan (pid {orphan}) was not reaped: state {state}, parent {parent}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(adopted, "the orphan was never reparented to init");
+}

@@ -104,3 +104,12 @@ fn values_prints_the_defaults() {
     assert_eq!(text, kompi_spec::DEFAULTS_YAML);
     assert!(text.contains("num: 4"));
 }
+
+#[test]
+fn the_readme_lists_every_values_key() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")).unwrap();
+    let start = readme.find("<!-- values-table").expect("README has the values table markers");
+    let body = &readme[readme[start..].find('\n').unwrap() + start + 1..readme.find("<!-- end values-table -->").unwrap()];
+    let out = kompi(&["values", "--markdown"]);
+    assert_eq!(body, String::from_utf8(out.stdout).unwrap(), "README's values table is stale: paste `kompi values --markdown` between its markers");
+}

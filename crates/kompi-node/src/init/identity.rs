@@ -26,6 +26,8 @@ impl Identity {
             Some(home) if !home.is_empty() => PathBuf::from(home),
             _ => user.dir.clone(),
         };
+        // sshd wants absolute paths in its config.
+        let home = std::path::absolute(&home).unwrap_or(home);
         let hostname = nix::unistd::gethostname()
             .map_err(|e| InitError::file("read", "the hostname", e.into()))?
             .to_string_lossy()

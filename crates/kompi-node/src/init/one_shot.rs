@@ -74,6 +74,6 @@ pub fn record_outcome(job: &OneShot, status: i32, message: &str) {
     let handshake = job.handshake_dir.join(HANDSHAKE_FILE);
     match write_atomically(&handshake, format!("{status}\n").as_bytes(), 0o644) {
         Ok(()) => info!(path = %handshake.display(), status, "left the exit status for the sidecar"),
-        Err(e) => warn!(path = %handshake.display(), error = %e, "cannot leave the exit status for the sidecar; it will not scale the workers down"),
+        Err(e) => warn!(path = %handshake.display(), error = %e, "cannot leave the exit status for the sidecar, which keeps waiting (the pod will not finish)"),
     }
 }

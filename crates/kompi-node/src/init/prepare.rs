@@ -1,5 +1,6 @@
 //! Everything `kompi init` does before any long-running process starts, in order, stopping at the first
-//! problem: nothing is started half-configured.
+//! problem: nothing is started half-configured. This runs before the reaper exists, so it is the only place
+//! allowed to wait for a child directly (`sshd -t`, `ompi_info --version`).
 
 use std::fs::DirBuilder;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};

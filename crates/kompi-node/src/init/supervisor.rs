@@ -21,7 +21,7 @@ pub async fn supervise(reaper: Reaper, sshd: Sshd, mut stop: watch::Receiver<boo
     for attempt in 1u32.. {
         let span = info_span!("sshd", attempt);
         let started = Instant::now();
-        let ended = match reaper.spawn(&mut sshd.command()) {
+        let ended = match spawn_logged(&reaper, &sshd) {
             Ok(child) => run_once(child, &sshd, attempt, &mut stop).instrument(span.clone()).await,
             Err(e) => {
                 span.in_scope(|| error!(binary = %sshd.binary.display(), error = %e, "cannot start sshd"));
@@ -38,6 +38,18 @@ pub async fn supervise(reaper: Reaper, sshd: Sshd, mut stop: watch::Receiver<boo
             () = stop_requested(&mut stop) => return,
         }
     }
+}
+
+/// Starts sshd with its stderr going through the probe filter.
+fn spawn_logged(reaper: &Reaper, sshd: &Sshd) -> std::io::Result<TrackedChild> {
+    let (reader, writer) = std::io::pipe()?;
+    let mut command = sshd.command();
+    command.stderr(writer);
+    let child = reaper.spawn(&mut command);
+    // Our copy of the write end must close, or the forwarder never sees sshd's end of the log.
+    drop(command);
+    super::sshd_log::forward(reader);
+    child
 }
 
 /// Supervises one sshd process; `true` if it ended on its own, `false` if it was stopped on request.

@@ -66,10 +66,10 @@ pub struct RunArgs {
     /// Cluster name
     pub name: String,
     /// Number of MPI processes (mpiexec --np; default: every slot of the hostfile)
-    #[arg(long, value_name = "NP")]
+    #[arg(long, value_name = "NP", value_parser = clap::value_parser!(u32).range(1..))]
     pub np: Option<u32>,
     /// Processes per node (mpiexec --npernode)
-    #[arg(long, value_name = "K")]
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..))]
     pub npernode: Option<u32>,
     /// An Open MPI MCA parameter for this run; may repeat
     #[arg(long, value_name = "NAME=VALUE", value_parser = parse_key_value)]

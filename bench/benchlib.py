@@ -1,0 +1,555 @@
+"""Shared helpers of kompi's benchmarks (Python 3.11 standard library only).
+
+Statistics and tables, the machine's load, subprocess timing, cleanup that also runs on SIGTERM,
+a minimal Kubernetes API client (the testbed's admin kubeconfig, read through `kubectl config view`),
+and a request-counting HTTP -> HTTPS proxy for the API server.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import ctypes
+import ctypes.util
+import http.client
+import json
+import math
+import os
+import select
+import signal
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+TESTBED_KUBECONFIG = "/tmp/kompi-testbed/kubeconfig"
+
+
+# --- output -------------------------------------------------------------------------------------
+
+def log(msg: str) -> None:
+    """Progress goes to stderr, figures to stdout."""
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def loadavg() -> str:
+    """The 1, 5 and 15 minute load averages, as `uptime` shows them."""
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def machine() -> str:
+    mem_kib = int(next(l for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal")).split()[1])
+    return f"{os.cpu_count()} CPUs, {mem_kib / 2**20:.0f} GiB, kernel {os.uname().release}"
+
+
+def header(title: str) -> None:
+    print(f"# {title}")
+    print(f"date {time.strftime('%Y-%m-%d %H:%M:%S %Z')}; {machine()}; load average at start {loadavg()}")
+    print()
+
+
+def median(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def p99(xs):
+    """Nearest-rank 99th percentile (with fewer than 100 samples: the maximum)."""
+    if not xs:
+        return float("nan")
+    s = sorted(xs)
+    return s[max(0, math.ceil(0.99 * len(s)) - 1)]
+
+
+def ms(seconds: float) -> str:
+    return "n/a" if seconds != seconds else f"{seconds * 1000:.1f} ms"
+
+
+def sec(seconds: float) -> str:
+    return "n/a" if seconds != seconds else f"{seconds:.2f} s"
+
+
+def ratio(a: float, b: float) -> str:
+    return "n/a" if not b or a != a or b != b else f"{a / b:.2f}x"
+
+
+def table(headers: list[str], rows: list[list]) -> str:
+    """A Markdown table, its columns padded so it also reads well in a terminal."""
+    cells = [[str(c) for c in headers]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"
+    out = [line(cells[0]), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    out += [line(r) for r in cells[1:]]
+    return "\n".join(out)
+
+
+# --- processes ----------------------------------------------------------------------------------
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        sys.exit("this benchmark needs root (network namespaces, sshd)")
+
+
+def kompi_bin() -> str:
+    path = os.environ.get("KOMPI") or str(REPO / "target/release/kompi")
+    if not os.access(path, os.X_OK):
+        sys.exit(f"{path} is missing: run `cargo build --release -p kompi` (or set KOMPI=/path/to/kompi)")
+    return path
+
+
+def example_bin(name: str) -> str:
+    path = REPO / "examples/bin" / name
+    if not os.access(path, os.X_OK):
+        sys.exit(f"{path} is missing: run `make -C examples`")
+    return str(path)
+
+
+def run(cmd: list[str], *, check: bool = True, timeout: float = 600, **kw) -> subprocess.CompletedProcess:
+    """Runs cmd with its output captured; on failure raises with what it printed."""
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
+    if check and p.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited with {p.returncode}:\n{p.stdout}{p.stderr}")
+    return p
+
+
+def timed(cmd: list[str], **kw) -> tuple[float, subprocess.CompletedProcess]:
+    """Wall time of cmd from just before fork to its exit (output captured)."""
+    t0 = time.monotonic()
+    p = run(cmd, **kw)
+    return time.monotonic() - t0, p
+
+
+def install_signal_handlers() -> None:
+    """SIGTERM and SIGHUP end the script like Ctrl-C does, so every `finally` and ExitStack cleans up."""
+    def stop(signum, _frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGHUP, stop)
+
+
+def main_guard(main) -> None:
+    """Runs main(); interrupted or failed, the cleanup registered in it has run by the time we exit."""
+    install_signal_handlers()
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        log("interrupted; cleaned up")
+        sys.exit(130)
+
+
+def stop_process(p: subprocess.Popen, grace: float = 5) -> None:
+    """SIGTERM, then SIGKILL after `grace` seconds: only the process we started, by its pid."""
+    if p.poll() is None:
+        p.terminate()
+        try:
+            p.wait(grace)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def proc_memory_kib(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM (peak RSS) of a process, in KiB."""
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            out[key] = int(value.split()[0])
+    return out
+
+
+# --- file change detection (inotify through ctypes, polling as a fallback) -----------------------
+
+class DirWatch:
+    """Wakes up when a file in a directory is written or renamed into place (atomic replacement)."""
+
+    IN_CLOSE_WRITE, IN_MOVED_TO, IN_CREATE = 0x8, 0x80, 0x100
+
+    def __init__(self, directory: str):
+        self.fd = -1
+        name = ctypes.util.find_library("c")
+        libc = ctypes.CDLL(name, use_errno=True) if name else None
+        if libc is not None and hasattr(libc, "inotify_init1"):
+            fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+            mask = self.IN_CLOSE_WRITE | self.IN_MOVED_TO | self.IN_CREATE
+            if fd >= 0 and libc.inotify_add_watch(fd, directory.encode(), mask) >= 0:
+                self.fd = fd
+            elif fd >= 0:
+                os.close(fd)
+
+    def wait_until(self, predicate, timeout: float) -> float | None:
+        """Returns time.monotonic() of the first moment predicate() holds, or None after timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            now = time.monotonic()
+            if predicate():
+                return now
+            if now >= deadline:
+                return None
+            if self.fd >= 0:
+                r, _, _ = select.select([self.fd], [], [], min(0.5, deadline - now))
+                if r:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(self.fd, 65536)
+            else:
+                time.sleep(0.001)
+
+    def drain(self) -> None:
+        if self.fd >= 0:
+            with contextlib.suppress(BlockingIOError):
+                while os.read(self.fd, 65536):
+                    pass
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+# --- Kubernetes API -----------------------------------------------------------------------------
+
+class ApiError(RuntimeError):
+    def __init__(self, method, path, status, body):
+        super().__init__(f"{method} {path}: HTTP {status}: {body[:500]}")
+        self.status = status
+
+
+class Kube:
+    """A small API client: one keep-alive HTTPS connection per thread, JSON in and out."""
+
+    def __init__(self, kubeconfig: str = TESTBED_KUBECONFIG):
+        self.kubeconfig = kubeconfig
+        cfg = json.loads(run(["kubectl", "config", "view", "--raw", "-o", "json", "--kubeconfig", kubeconfig]).stdout)
+        ctx_name = cfg["current-context"]
+        ctx = next(c["context"] for c in cfg["contexts"] if c["name"] == ctx_name)
+        cluster = next(c["cluster"] for c in cfg["clusters"] if c["name"] == ctx["cluster"])
+        user = next(u["user"] for u in cfg["users"] if u["name"] == ctx["user"])
+        self.server = cluster["server"]
+        url = urllib.parse.urlsplit(self.server)
+        self.host, self.port = url.hostname, url.port or 443
+        self._files = tempfile.TemporaryDirectory(prefix="kompi-bench-kube-")
+        self.ca_file = self._file(cluster, "certificate-authority", "ca.crt")
+        self.ctx = ssl.create_default_context(cafile=self.ca_file)
+        self.token = user.get("token")
+        if "client-certificate" in user or "client-certificate-data" in user:
+            self.ctx.load_cert_chain(self._file(user, "client-certificate", "client.crt"), self._file(user, "client-key", "client.key"))
+        self._local = threading.local()
+
+    def _file(self, section: dict, key: str, name: str) -> str:
+        if key in section:
+            return section[key]
+        path = os.path.join(self._files.name, name)
+        Path(path).write_bytes(base64.b64decode(section[f"{key}-data"]))
+        os.chmod(path, 0o600)
+        return path
+
+    def _conn(self) -> http.client.HTTPSConnection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = http.client.HTTPSConnection(self.host, self.port, context=self.ctx, timeout=60)
+            self._local.conn = conn
+        return conn
+
+    def request(self, method: str, path: str, body=None, content_type: str = "application/json", ok=(200, 201, 202)):
+        headers = {"Accept": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = content_type
+        for attempt in (1, 2):
+            conn = self._conn()
+            try:
+                conn.request(method, path, data, headers)
+                resp = conn.getresponse()
+                text = resp.read().decode()
+                break
+            except (http.client.HTTPException, OSError):
+                # A keep-alive connection the server closed: reconnect once.
+                conn.close()
+                self._local.conn = None
+                if attempt == 2:
+                    raise
+        if ok is not None and resp.status not in ok:
+            raise ApiError(method, path, resp.status, text)
+        return resp.status, (json.loads(text) if text.startswith("{") else text)
+
+    def get(self, path: str):
+        return self.request("GET", path)[1]
+
+    def get_opt(self, path: str):
+        status, obj = self.request("GET", path, ok=(200, 404))
+        return obj if status == 200 else None
+
+    def create(self, path: str, obj: dict):
+        return self.request("POST", path, obj)[1]
+
+    def delete(self, path: str, grace: int | None = None, propagation: str | None = "Background"):
+        body = {"kind": "DeleteOptions", "apiVersion": "v1"}
+        if grace is not None:
+            body["gracePeriodSeconds"] = grace
+        if propagation:
+            body["propagationPolicy"] = propagation
+        return self.request("DELETE", path, body, ok=(200, 202, 404))[0] != 404
+
+    def merge_patch(self, path: str, patch: dict):
+        return self.request("PATCH", path, patch, content_type="application/merge-patch+json")[1]
+
+    def alive(self, timeout: float = 5) -> bool:
+        try:
+            conn = http.client.HTTPSConnection(self.host, self.port, context=self.ctx, timeout=timeout)
+            conn.request("GET", "/readyz")
+            return conn.getresponse().status == 200
+        except OSError:
+            return False
+
+    # Namespaces: every benchmark works in namespaces of its own and deletes them at the end.
+    def create_namespace(self, prefix: str) -> str:
+        name = f"{prefix}-{os.getpid()}-{int(time.time()) % 100000}"
+        self.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": {"kompi-bench": "1"}}})
+        # Pods need the namespace's default ServiceAccount, which the controller-manager adds shortly.
+        deadline = time.monotonic() + 60
+        while self.get_opt(f"/api/v1/namespaces/{name}/serviceaccounts/default") is None:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"namespace {name}: no default ServiceAccount after 60 s")
+            time.sleep(0.2)
+        return name
+
+    def delete_namespace(self, name: str) -> None:
+        log(f"deleting namespace {name} (the namespace controller finishes in the background)")
+        with contextlib.suppress(Exception):
+            self.delete(f"/api/v1/namespaces/{name}", propagation=None)
+
+    def issue_token(self, namespace: str, account: str, seconds: int = 7200) -> str:
+        req = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": seconds}}
+        return self.create(f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}/token", req)["status"]["token"]
+
+    def token_kubeconfig(self, path: str, token: str, namespace: str, server: str | None = None) -> str:
+        """A kubeconfig authenticating with a bearer token (server: this API server, or e.g. a proxy).
+        Written as JSON, which is YAML too."""
+        cluster = {"server": server or self.server}
+        if cluster["server"].startswith("https"):
+            cluster["certificate-authority"] = self.ca_file
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "c", "cluster": cluster}],
+            "users": [{"name": "u", "user": {"token": token}}],
+            "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u", "namespace": namespace}}],
+            "current-context": "x",
+        }
+        Path(path).write_text(json.dumps(config, indent=1))
+        os.chmod(path, 0o600)
+        return path
+
+
+def testbed_kube() -> Kube | None:
+    """The testbed's admin client, or None (after saying why) when the API server does not answer."""
+    path = os.environ.get("KUBECONFIG", TESTBED_KUBECONFIG).split(":")[0]
+    if not Path(path).exists():
+        log(f"no kubeconfig at {path}: is the testbed up? (testbed/testbed.sh up)")
+        return None
+    try:
+        kube = Kube(path)
+    except Exception as e:  # noqa: BLE001 - any failure means: no usable API
+        log(f"cannot read {path}: {e}")
+        return None
+    if not kube.alive():
+        log(f"the API server at {kube.server} does not answer /readyz")
+        return None
+    return kube
+
+
+def pod_ready(pod: dict) -> bool:
+    conds = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds)
+
+
+# --- a request-counting proxy ---------------------------------------------------------------------
+
+class CountingProxy:
+    """Plain HTTP in, HTTPS out to the API server; logs every request's time, method and path.
+
+    Bytes are relayed as they come in both directions, so chunked watch responses stream through
+    unchanged. The client -> server direction is parsed only to find where each request starts
+    (request head, then a Content-Length or chunked body).
+
+    kubectl (client-go) does not send a bearer token over plain HTTP; with `token`, the proxy adds
+    `Authorization: Bearer <token>` to requests that carry none."""
+
+    def __init__(self, upstream_host: str, upstream_port: int, ca_file: str, token: str | None = None):
+        self.upstream = (upstream_host, upstream_port)
+        self.token = token
+        self.ctx = ssl.create_default_context(cafile=ca_file)
+        self.requests: list[tuple[float, str, str]] = []  # (time.monotonic(), method, path)
+        self.lock = threading.Lock()
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.closing = False
+        self.conns: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closing:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket):
+        try:
+            raw = socket.create_connection(self.upstream, timeout=30)
+            upstream = self.ctx.wrap_socket(raw, server_hostname=self.upstream[0])
+            upstream.settimeout(None)
+        except OSError:
+            client.close()
+            return
+        with self.lock:
+            self.conns += [client, upstream]
+        threading.Thread(target=self._pump_responses, args=(upstream, client), daemon=True).start()
+        try:
+            self._pump_requests(client, upstream)
+        except OSError:
+            pass
+        finally:
+            for s in (client, upstream):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                s.close()
+
+    def _pump_responses(self, upstream, client):
+        try:
+            while chunk := upstream.recv(65536):
+                client.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                client.shutdown(socket.SHUT_RDWR)
+
+    def _pump_requests(self, client, upstream):
+        buf = b""
+
+        def fill() -> bool:
+            nonlocal buf
+            data = client.recv(65536)
+            buf += data
+            return bool(data)
+
+        def forward(n: int):
+            nonlocal buf
+            while len(buf) < n:
+                if not fill():
+                    raise OSError("client closed inside a body")
+            upstream.sendall(buf[:n])
+            buf = buf[n:]
+
+        while True:
+            while b"\r\n\r\n" not in buf:
+                if not fill():
+                    return
+            end = buf.index(b"\r\n\r\n") + 4
+            head = buf[:end].decode("latin-1")
+            lines = head.split("\r\n")
+            method, path = (lines[0].split(" ") + ["", ""])[:2]
+            with self.lock:
+                self.requests.append((time.monotonic(), method, path))
+            headers = {l.split(":", 1)[0].strip().lower(): l.split(":", 1)[1].strip() for l in lines[1:] if ":" in l}
+            if self.token and "authorization" not in headers:
+                buf = buf[: end - 2] + f"Authorization: Bearer {self.token}\r\n\r\n".encode() + buf[end:]
+                end = buf.index(b"\r\n\r\n") + 4
+            forward(end)
+            if "chunked" in headers.get("transfer-encoding", "").lower():
+                while True:  # chunk-size line, data, CRLF; a 0-size chunk ends it (trailers: none expected)
+                    while b"\r\n" not in buf:
+                        if not fill():
+                            return
+                    size = int(buf[: buf.index(b"\r\n")].split(b";")[0], 16)
+                    forward(buf.index(b"\r\n") + 2 + size + 2)
+                    if size == 0:
+                        break
+            elif int(headers.get("content-length", "0") or 0) > 0:
+                forward(int(headers["content-length"]))
+
+    def since(self, t0: float, t1: float | None = None) -> list[tuple[float, str, str]]:
+        with self.lock:
+            return [r for r in self.requests if r[0] >= t0 and (t1 is None or r[0] < t1)]
+
+    def close(self):
+        self.closing = True
+        with contextlib.suppress(OSError):
+            self.sock.close()
+        with self.lock:
+            for s in self.conns:
+                with contextlib.suppress(OSError):
+                    s.close()
+
+
+# --- kompi local clusters -------------------------------------------------------------------------
+
+class LocalCluster:
+    """`kompi local up NAME --workers N-1` in a private state directory; `down` (and the directory's
+    removal) when the `with` block ends, however it ends."""
+
+    def __init__(self, name: str, nodes: int, state_dir: str | None = None):
+        self.kompi = kompi_bin()
+        self.name, self.nodes = name, nodes
+        self._tmp = None if state_dir else tempfile.TemporaryDirectory(prefix="kompi-bench-state-")
+        self.state_dir = state_dir or self._tmp.name
+        self.up_seconds = float("nan")
+
+    def cmd(self, *args: str) -> list[str]:
+        return [self.kompi, "local", "--state-dir", self.state_dir, *args]
+
+    def __enter__(self) -> "LocalCluster":
+        try:
+            self.up_seconds, _ = timed(self.cmd("up", self.name, "--workers", str(self.nodes - 1)), timeout=300)
+            self.status = json.loads(run(self.cmd("status", self.name, "-o", "json")).stdout)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        not_ready = [n["name"] for n in self.status["nodes"] if not (n["running"] and n["ssh_ready"])]
+        if not_ready:
+            self.__exit__(None, None, None)
+            raise RuntimeError(f"kompi local up {self.name}: nodes not ready: {not_ready}")
+        return self
+
+    def down(self) -> float:
+        """Removes the cluster; returns how long `kompi local down` took (NaN if it failed)."""
+        try:
+            seconds, _ = timed(self.cmd("down", self.name), timeout=300)
+            return seconds
+        except Exception as e:  # noqa: BLE001 - reported, and the state dir is removed below anyway
+            log(f"kompi local down {self.name} failed: {e}")
+            return float("nan")
+
+    def __exit__(self, *exc) -> None:
+        self.down()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    @property
+    def master_pid(self) -> int:
+        return next(n["pid"] for n in self.status["nodes"] if n["role"] == "master")
+
+    @property
+    def hostfile(self) -> str:
+        return os.path.join(self.status["state_dir"], "hostfile")
+
+    def in_master(self, argv: list[str]) -> list[str]:
+        """argv run inside the master node, entered as `kompi local exec` does: its network, UTS and
+        mount namespaces (the mount namespace holds the node's private ~/.ssh and ~/.openmpi)."""
+        return ["nsenter", "-t", str(self.master_pid), "-n", "-u", "-m", "--", *argv]
+
+    def mpiexec(self, np: int, command: list[str], extra: list[str] = ()) -> list[str]:
+        """The mpiexec line `kompi local run NAME --np np --npernode 1` builds (kompi-local's mpiexec_args)."""
+        return ["mpiexec", "--hostfile", self.hostfile, "--allow-run-as-root", "--np", str(np), "--npernode", "1", *extra, *command]

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what the tests need and runs every test: unit, golden and property tests of the pure core;
+# real sshd, Open MPI and network namespaces (kompi init, the local cluster); then, on the project's
+# own single-node Kubernetes (testbed/), the hostfile watcher against a real API server and the
+# end-to-end suite. Run as root on Debian bookworm. Slow setup is cached under ~/.cache/kompi
+# (Kubernetes binaries, image root filesystems, cargo's build directory), so a warm run is quick.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/kompi/target}
+started=$SECONDS
+step() { echo "== [$((SECONDS - started))s] $*" >&2; }
+
+step "installing dependencies (Debian packages, the testbed's Kubernetes binaries, a test user)"
+scripts/install-deps.sh test
+
+step "building kompi (release, for the runtime image) and the example MPI programs"
+cargo build --release --quiet -p kompi
+make --quiet -C examples
+
+step "building the runtime image with the examples, starting the testbed"
+testbed/testbed.sh kompi-image --add examples/bin:/opt/kompi/examples
+trap 'step "stopping the testbed"; testbed/testbed.sh down' EXIT
+testbed/testbed.sh up
+
+step "running every test (the e2e suite included)"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --features kompi/e2e --no-fail-fast --test-threads 2
+else
+  cargo test --workspace --features kompi/e2e --no-fail-fast
+fi
+step "all tests passed"
