@@ -37,7 +37,9 @@ target/release/kompi.
 
 import argparse
 import contextlib
+import datetime
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -132,15 +134,31 @@ class Run:
 
     def __init__(self, b: "Bench", flow: str, workers: int, name: str):
         self.b, self.flow, self.workers, self.name = b, flow, workers, name
-        self.t0 = 0.0
-        self.all_ready = None  # seconds from t0 until all W+1 pods were Ready in the API
-        self.runnable = None  # seconds from t0 until the exec probe succeeded
+        self.t0 = 0.0  # time.monotonic() just before the flow's first command or request
+        self.t0_wall = 0.0  # the same moment on the wall clock, to place the sidecar's log lines
+        self.start_cmd = None  # seconds the starting command (kompi up, kubectl apply, the POSTs) took
+        self.pod_ready: dict[str, float] = {}  # pod -> seconds until first seen Ready in the API
+        self.all_ready = None  # seconds until all W+1 pods were Ready in the API
+        self.runnable = None  # seconds until the exec probe succeeded
+        self.hostfile_complete = None  # kompi: seconds until the sidecar logged the complete hostfile
         self.probes = 0
+        self.probe_seconds = None  # how long the successful exec probe took
+        self.last_refusal = ""  # what the last failed probe said
+        self.failed = None
+        self.load = ""
 
-    def api_all_ready(self) -> bool:
+    def start_clock(self) -> None:
+        self.t0, self.t0_wall = time.monotonic(), time.time()
+
+    def poll_api(self) -> None:
         pods = self.b.kube.get(f"/api/v1/namespaces/{self.b.ns}/pods")["items"]
+        now = time.monotonic() - self.t0
         live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
-        return len(live) == self.workers + 1 and all(pod_ready(p) for p in live)
+        for p in live:
+            if pod_ready(p):
+                self.pod_ready.setdefault(p["metadata"]["name"], now)
+        if len(live) == self.workers + 1 and all(pod_ready(p) for p in live):
+            self.all_ready = now
 
     def master_running(self) -> bool:
         pod = self.b.kube.get_opt(f"/api/v1/namespaces/{self.b.ns}/pods/{self.name}-master")
@@ -148,8 +166,7 @@ class Run:
         return any(c["name"] == "mpi-master" and "running" in (c.get("state") or {}) for c in statuses)
 
     def wait(self, timeout: float) -> None:
-        """Polls until ready by this flow's definition (and all pods Ready in the API)."""
-        exec_probe = self.flow != "plain"
+        """Polls until ready by this flow's definition and until all pods are Ready in the API."""
         marker = "/kube-openmpi/generated/.magic-sleep-done" if self.flow == "kube-openmpi" else ""
         probe = ["kubectl", "--kubeconfig", self.b.kube.kubeconfig, "-n", self.b.ns, "exec", f"{self.name}-master", "-c", "mpi-master",
                  "--", "bash", "-c", PROBE, "probe", marker, str(self.workers)]
@@ -159,29 +176,32 @@ class Run:
         def api_poller():
             try:
                 while not done.is_set() and self.all_ready is None:
-                    if self.api_all_ready():
-                        self.all_ready = time.monotonic() - self.t0
-                    else:
-                        time.sleep(0.1)
-            except Exception as e:  # noqa: BLE001 - reported by the main thread
+                    self.poll_api()
+                    time.sleep(0.1)
+            except Exception as e:  # noqa: BLE001 - re-raised by the main thread
                 errors.append(e)
 
         poller = threading.Thread(target=api_poller, daemon=True)
         poller.start()
         deadline = self.t0 + timeout
         try:
-            if exec_probe:
+            if self.flow != "plain":
+                # Probing only once the container runs: each exec costs CPU the pods' start needs too.
                 while not self.master_running():
                     if time.monotonic() > deadline:
                         raise TimeoutError("the master's container did not start")
                     time.sleep(0.1)
                 while self.runnable is None:
                     self.probes += 1
-                    if subprocess.run(probe, capture_output=True, timeout=30).returncode == 0:
+                    t = time.monotonic()
+                    p = subprocess.run(probe, capture_output=True, text=True, timeout=30)
+                    if p.returncode == 0:
                         self.runnable = time.monotonic() - self.t0
+                        self.probe_seconds = time.monotonic() - t
                     elif time.monotonic() > deadline:
-                        raise TimeoutError("the exec probe never succeeded")
+                        raise TimeoutError(f"the exec probe never succeeded: {(p.stdout + p.stderr).strip()[:200]}")
                     else:
+                        self.last_refusal = (p.stdout + p.stderr).strip()[:100]
                         time.sleep(0.2)
             while self.all_ready is None and not errors:
                 if time.monotonic() > deadline:
@@ -192,9 +212,28 @@ class Run:
             poller.join()
         if errors:
             raise errors[0]
+        if self.flow == "kompi":
+            self.hostfile_complete = self.sidecar_complete()
+
+    def sidecar_complete(self) -> float | None:
+        """When the sidecar logged that the hostfile lists every initial worker (its own clock line)."""
+        out = run(["kubectl", "--kubeconfig", self.b.kube.kubeconfig, "-n", self.b.ns, "logs", f"{self.name}-master", "-c", "hostfile"], check=False).stdout
+        for line in out.splitlines():
+            if "lists every initial worker" in line:
+                stamp = re.sub(r"\x1b\[[0-9;]*m", "", line).split()[0]  # 2026-11-29T08:47:31.512850Z
+                when = datetime.datetime.strptime(stamp[:26].rstrip("Z"), "%Y-%m-%dT%H:%M:%S.%f").replace(tzinfo=datetime.timezone.utc)
+                return when.timestamp() - self.t0_wall
+        return None
 
     @property
-    def ready(self) -> float:
+    def workers_ready(self) -> float | None:
+        if self.flow == "plain":  # W+1 alike pods, no master
+            return None
+        times = [t for n, t in self.pod_ready.items() if not n.endswith("-master")]
+        return max(times) if len(times) >= self.workers else None
+
+    @property
+    def ready(self) -> float | None:
         return self.all_ready if self.flow == "plain" else self.runnable
 
 
@@ -230,7 +269,7 @@ class Bench:
     # --- the three flows ----------------------------------------------------------------------------
 
     def start_kompi(self, r: Run) -> None:
-        r.t0 = time.monotonic()
+        r.start_clock()
         run([self.kompi, "up", r.name, "-n", self.ns, "--set", f"mpiWorkers.num={r.workers}", "--no-wait",
              "--kubeconfig", self.kube.kubeconfig])
 
@@ -252,7 +291,7 @@ class Bench:
                     "ports": [{"containerPort": 2022, "name": "ssh"}],
                     "readinessProbe": {"tcpSocket": {"port": 2022}, "periodSeconds": 1, "timeoutSeconds": 1},
                     "volumeMounts": [{"name": "ssh", "mountPath": "/etc/plain-ssh", "readOnly": True}]}]}}}}
-        r.t0 = time.monotonic()
+        r.start_clock()
         self.kube.create(f"/api/v1/namespaces/{self.ns}/secrets", secret)
         self.kube.create(f"/apis/apps/v1/namespaces/{self.ns}/statefulsets", sts)
 
@@ -296,7 +335,7 @@ class Bench:
 
     def start_openmpi(self, r: Run) -> None:
         manifest = json.dumps(self.openmpi_objects(r.name, r.workers))
-        r.t0 = time.monotonic()
+        r.start_clock()
         run(["kubectl", "--kubeconfig", self.kube.kubeconfig, "-n", self.ns, "apply", "-f", "-"], input=manifest)
 
     # --- between runs ---------------------------------------------------------------------------------
@@ -326,7 +365,7 @@ class Bench:
     def one(self, flow: str, workers: int, tag: str, timeout: float) -> Run:
         name = f"kb-{flow.replace('kube-openmpi', 'ko')}-{workers}-{tag}"
         r = Run(self, flow, workers, name)
-        load = loadavg()
+        r.load = loadavg()
         try:
             if flow == "kompi":
                 self.kompi_clusters.append(name)
@@ -335,8 +374,10 @@ class Bench:
                 self.start_plain(r)
             else:
                 self.start_openmpi(r)
+            r.start_cmd = time.monotonic() - r.t0
             r.wait(timeout)
-            log(f"{flow} W={workers}: ready {sec(r.ready)} (all pods Ready {sec(r.all_ready)}, {r.probes} probes) load {load}")
+            log(f"{flow} W={workers} {tag}: ready {sec(r.ready)} (all pods Ready {sec(r.all_ready)}, {r.probes} probes, "
+                f"last refusal {r.last_refusal!r}) load {r.load}")
         except (TimeoutError, RuntimeError, ApiError, subprocess.TimeoutExpired) as e:
             log(f"{flow} W={workers} {tag}: FAILED: {e}")
             r.failed = str(e)
@@ -345,7 +386,6 @@ class Bench:
             self.teardown()
             log(f"teardown took {time.monotonic() - t:.1f} s")
             time.sleep(2)
-        r.load = load
         return r
 
 
@@ -381,24 +421,42 @@ def main() -> int:
                 for flow in order:
                     results.setdefault((flow, workers), []).append(b.one(flow, workers, f"r{rep}", args.timeout))
 
-    ok = lambda runs, attr: [getattr(r, attr) for r in runs if not hasattr(r, "failed") and getattr(r, attr) is not None]
-    print(f"## time to a ready cluster (median of {args.reps}; kompi and kube-openmpi: runnable per the exec probe, plain: all pods Ready)")
+    def figure(flow: str, workers: int, attr: str = "ready") -> float:
+        values = [getattr(r, attr) for r in results.get((flow, workers), []) if r.failed is None]
+        return median([v for v in values if v is not None])
+
+    sizes = sorted({w for _, w in results})
+    print(f"## time to a ready cluster, median of {args.reps} (kompi and kube-openmpi: runnable per the exec probe; plain: all pods Ready)")
     print()
     rows = []
-    for workers in sorted({w for _, w in results}):
-        get = lambda flow, attr="ready": median(ok(results.get((flow, workers), []), attr))
-        k, p, o = get("kompi"), get("plain"), get("kube-openmpi")
-        failed = sum(hasattr(r, "failed") for (f, w), runs in results.items() if w == workers for r in runs)
-        rows.append([workers, sec(k), sec(p), sec(o), ratio(k, p), ratio(k, o),
-                     sec(get("kompi", "all_ready")), sec(get("kube-openmpi", "all_ready")), ratio(get("kompi", "all_ready"), p), failed])
-    print(table(["W", "kompi", "plain sshd pods", "kube-openmpi", "kompi/plain", "kompi/kube-openmpi",
-                 "kompi all pods Ready", "kube-openmpi all pods Ready", "kompi Ready/plain", "failed runs"], rows))
+    for w in sizes:
+        k, p, o = figure("kompi", w), figure("plain", w), figure("kube-openmpi", w)
+        failed = sum(r.failed is not None for (f, ww), runs in results.items() if ww == w for r in runs)
+        rows.append([w, sec(k), sec(p), sec(o), ratio(k, p), ratio(k, o), failed])
+    print(table(["W", "kompi", "plain sshd pods", "kube-openmpi", "kompi/plain", "kompi/kube-openmpi", "failed runs"], rows))
+    print()
+    print("## where the time goes (medians, seconds from the start)")
+    print()
+    rows = []
+    for w in sizes:
+        rows.append([w, "kompi", sec(figure("kompi", w, "start_cmd")), sec(figure("kompi", w, "workers_ready")),
+                     sec(figure("kompi", w, "hostfile_complete")), sec(figure("kompi", w, "all_ready")), sec(figure("kompi", w, "runnable")),
+                     sec(figure("kompi", w, "probe_seconds"))])
+        rows.append([w, "plain", sec(figure("plain", w, "start_cmd")), sec(figure("plain", w, "workers_ready")), "",
+                     sec(figure("plain", w, "all_ready")), "", ""])
+        rows.append([w, "kube-openmpi", sec(figure("kube-openmpi", w, "start_cmd")), sec(figure("kube-openmpi", w, "workers_ready")), "",
+                     sec(figure("kube-openmpi", w, "all_ready")), sec(figure("kube-openmpi", w, "runnable")),
+                     sec(figure("kube-openmpi", w, "probe_seconds"))])
+    print(table(["W", "flow", "start command", "workers Ready", "hostfile complete (sidecar log)", "all pods Ready", "runnable (probe returned)",
+                 "successful probe's own time"], rows))
+    print()
+    print("kompi/plain with all pods Ready on both sides: " +
+          ", ".join(f"W={w} {ratio(figure('kompi', w, 'all_ready'), figure('plain', w))}" for w in sizes))
     print()
     print("every run (ready s / all pods Ready s / load at start):")
-    for (flow, workers), runs in sorted(results.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-        cells = [f"{r.ready:.2f}/{r.all_ready:.2f}/{r.load.split()[0]}" if not hasattr(r, "failed") and r.ready is not None
-                 else f"FAILED ({getattr(r, 'failed', '?')[:60]})" for r in runs]
-        print(f"  W={workers} {flow}: " + ", ".join(cells))
+    for (flow, w), runs in sorted(results.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        cells = [f"{r.ready:.2f}/{r.all_ready:.2f}/{r.load.split()[0]}" if r.failed is None else f"FAILED ({r.failed[:80]})" for r in runs]
+        print(f"  W={w} {flow}: " + ", ".join(cells))
     print()
     print(f"load average at end {loadavg()}")
     return 0

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
+use kompi_render::launcher::{Launch, mpiexec};
 use kompi_spec::contract::{HOSTFILE, SIDECAR_CONTAINER, WORKER_CONTAINER};
 use kompi_spec::{ClusterName, MpiImplementation, contract};
 use kube::api::{Api, ListParams};
@@ -69,37 +70,6 @@ impl Cluster {
     fn ssh_port(&self) -> u16 {
         self.init_arg("ssh-port").and_then(|p| p.parse().ok()).unwrap_or(contract::DEFAULT_SSH_PORT)
     }
-}
-
-/// The mpiexec command line for the cluster's MPI.
-pub fn mpiexec_args(mpi: MpiImplementation, opts: &RunOptions) -> Result<Vec<String>, KubeError> {
-    let mut args = vec!["mpiexec".to_string()];
-    let push = |args: &mut Vec<String>, flag: &str, n: Option<u32>| {
-        if let Some(n) = n {
-            args.extend([flag.to_string(), n.to_string()]);
-        }
-    };
-    match mpi {
-        MpiImplementation::OpenMpi => {
-            // Harmless for other users; needed when the pod runs as root.
-            args.extend(["--hostfile".into(), HOSTFILE.into(), "--allow-run-as-root".into()]);
-            push(&mut args, "--np", opts.np);
-            push(&mut args, "--npernode", opts.npernode);
-            for (k, v) in &opts.mca {
-                args.extend(["--mca".into(), k.clone(), v.clone()]);
-            }
-        }
-        MpiImplementation::Mpich | MpiImplementation::Intel => {
-            if !opts.mca.is_empty() {
-                return Err(KubeError::Invalid("--mca applies to Open MPI only; this cluster runs MPICH/Intel MPI".into()));
-            }
-            args.extend(["-f".into(), HOSTFILE.into()]);
-            push(&mut args, "-n", opts.np);
-            push(&mut args, "-ppn", opts.npernode);
-        }
-    }
-    args.extend(opts.command.iter().cloned());
-    Ok(args)
 }
 
 /// A shell line, run in the master, that prints how many workers the hostfile lists and which of
@@ -178,7 +148,8 @@ pub fn worker_changes(before: &BTreeMap<String, Pod>, after: &BTreeMap<String, P
 
 pub async fn run(conn: &Connection, name: &ClusterName, opts: &RunOptions) -> Result<RunOutcome, KubeError> {
     let cluster = Cluster::get(conn, name).await?;
-    let argv = mpiexec_args(cluster.mpi(), opts)?;
+    let launch = Launch { np: opts.np, npernode: opts.npernode, mca: &opts.mca, command: &opts.command };
+    let argv = mpiexec(cluster.mpi(), HOSTFILE, &launch).map_err(KubeError::Invalid)?;
     wait_until_runnable(conn, &cluster, opts.wait_timeout).await?;
     let before = worker_snapshot(conn, name).await?;
     let run_id = format!("{}-{}", std::process::id(), Instant::now().elapsed().as_nanos());
@@ -226,19 +197,6 @@ pub async fn exec(conn: &Connection, name: &ClusterName, place: Place, command: 
 mod tests {
     use super::*;
     use serde_json::json;
-
-    fn opts() -> RunOptions {
-        RunOptions { np: Some(4), npernode: Some(1), mca: vec![], command: vec!["hostname".into()], wait_timeout: Duration::from_secs(1) }
-    }
-
-    #[test]
-    fn mpiexec_command_lines() {
-        assert_eq!(
-            mpiexec_args(MpiImplementation::OpenMpi, &opts()).unwrap(),
-            ["mpiexec", "--hostfile", HOSTFILE, "--allow-run-as-root", "--np", "4", "--npernode", "1", "hostname"]
-        );
-        assert_eq!(mpiexec_args(MpiImplementation::Intel, &opts()).unwrap(), ["mpiexec", "-f", HOSTFILE, "-n", "4", "-ppn", "1", "hostname"]);
-    }
 
     fn pod(name: &str, uid: &str, restarts: i32, ready: bool) -> Pod {
         serde_json::from_value(json!({"metadata": {"name": name, "uid": uid}, "status": {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use kompi_render::hostfile::{HostEntry, hostfile};
+use kompi_render::launcher::{self, mpiexec};
 use kompi_render::worker::init_command;
 use kompi_spec::sshkey::{KeyType, generate};
 use kompi_spec::{ClusterName, MpiImplementation, Request, Source, SshKeyPair};
@@ -325,49 +326,13 @@ pub struct Outcome {
     pub dead_nodes: Vec<String>,
 }
 
-/// The mpiexec command line for the cluster's MPI.
-pub fn mpiexec_args(mpi: MpiImplementation, hostfile: &Path, as_root: bool, opts: &RunOptions) -> Result<Vec<String>, LocalError> {
-    let mut args = vec!["mpiexec".to_string()];
-    let hostfile = hostfile.display().to_string();
-    match mpi {
-        MpiImplementation::OpenMpi => {
-            args.extend(["--hostfile".into(), hostfile]);
-            if as_root {
-                args.push("--allow-run-as-root".into());
-            }
-            if let Some(n) = opts.np {
-                args.extend(["--np".into(), n.to_string()]);
-            }
-            if let Some(k) = opts.npernode {
-                args.extend(["--npernode".into(), k.to_string()]);
-            }
-            for (k, v) in &opts.mca {
-                args.extend(["--mca".into(), k.clone(), v.clone()]);
-            }
-        }
-        MpiImplementation::Mpich | MpiImplementation::Intel => {
-            if !opts.mca.is_empty() {
-                return Err(LocalError::Invalid("--mca applies to Open MPI only; this cluster runs MPICH/Intel MPI".into()));
-            }
-            args.extend(["-f".into(), hostfile]);
-            if let Some(n) = opts.np {
-                args.extend(["-n".into(), n.to_string()]);
-            }
-            if let Some(k) = opts.npernode {
-                args.extend(["-ppn".into(), k.to_string()]);
-            }
-        }
-    }
-    args.extend(opts.command.iter().cloned());
-    Ok(args)
-}
-
 /// `mpiexec` on the master node with the cluster's hostfile; output streams through.
 pub fn run(ctx: &mut Context, opts: &RunOptions) -> Result<Outcome, LocalError> {
     require_root()?;
     let (dir, state) = ctx.existing(&opts.name)?;
     check_nodes(&state)?;
-    let args = mpiexec_args(mpi_of(&state), &dir.hostfile(), true, opts)?;
+    let launch = launcher::Launch { np: opts.np, npernode: opts.npernode, mca: &opts.mca, command: &opts.command };
+    let args = mpiexec(mpi_of(&state), &dir.hostfile().display().to_string(), &launch).map_err(LocalError::Invalid)?;
     let master = state.plan.master().name.clone();
     let status = run_in_node(&master, &state, &args)?;
     let dead_nodes = if status == 0 { Vec::new() } else { dead_nodes(&state) };
@@ -492,24 +457,6 @@ pub fn list(ctx: &Context) -> Vec<ClusterSummary> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn opts(np: Option<u32>, mca: Vec<(String, String)>) -> RunOptions {
-        RunOptions { name: "c".into(), np, npernode: Some(1), mca, command: vec!["hostname".into()] }
-    }
-
-    #[test]
-    fn mpiexec_for_open_mpi_and_hydra() {
-        let h = Path::new("/s/hostfile");
-        assert_eq!(
-            mpiexec_args(MpiImplementation::OpenMpi, h, true, &opts(Some(3), vec![("btl".into(), "tcp,self".into())])).unwrap(),
-            ["mpiexec", "--hostfile", "/s/hostfile", "--allow-run-as-root", "--np", "3", "--npernode", "1", "--mca", "btl", "tcp,self", "hostname"]
-        );
-        assert_eq!(
-            mpiexec_args(MpiImplementation::Mpich, h, true, &opts(Some(2), vec![])).unwrap(),
-            ["mpiexec", "-f", "/s/hostfile", "-n", "2", "-ppn", "1", "hostname"]
-        );
-        assert!(mpiexec_args(MpiImplementation::Mpich, h, true, &opts(None, vec![("a".into(), "b".into())])).is_err());
-    }
 
     #[test]
     fn nodes_by_short_names() {

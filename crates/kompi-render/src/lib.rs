@@ -5,6 +5,7 @@
 pub mod command;
 pub mod hostfile;
 pub mod labels;
+pub mod launcher;
 pub mod master;
 pub mod mca;
 mod object;

@@ -152,6 +152,27 @@ pub fn children(pattern: &str) -> Vec<&'static str> {
     out
 }
 
+/// The table of values keys for the README: key, default, meaning.
+pub fn markdown_table(defaults: &serde_json::Value) -> String {
+    let mut out = String::from("| key | default | meaning |\n|---|---|---|\n");
+    for e in ENTRIES {
+        let default = crate::tree::get_path(defaults, e.path).map(short_default).unwrap_or_default();
+        out.push_str(&format!("| `{}` | {} | {} |\n", e.path, default, e.doc.replace('|', "\\|")));
+    }
+    out
+}
+
+fn short_default(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) if s.contains('\n') => "(see `kompi values`)".into(),
+        serde_json::Value::String(s) if s.is_empty() => "`\"\"`".into(),
+        serde_json::Value::String(s) => format!("`{s}`"),
+        serde_json::Value::Object(m) if m.is_empty() => "`{}`".into(),
+        serde_json::Value::Array(a) if a.is_empty() => "`[]`".into(),
+        other => format!("`{other}`"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,26 +209,5 @@ mod tests {
         ] {
             assert!(entry(key).is_some(), "{key} is missing from the schema");
         }
-    }
-}
-
-/// The table of values keys for the README: key, default, meaning.
-pub fn markdown_table(defaults: &serde_json::Value) -> String {
-    let mut out = String::from("| key | default | meaning |\n|---|---|---|\n");
-    for e in ENTRIES {
-        let default = crate::tree::get_path(defaults, e.path).map(short_default).unwrap_or_default();
-        out.push_str(&format!("| `{}` | {} | {} |\n", e.path, default, e.doc.replace('|', "\\|")));
-    }
-    out
-}
-
-fn short_default(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::String(s) if s.contains('\n') => "(see `kompi values`)".into(),
-        serde_json::Value::String(s) if s.is_empty() => "`\"\"`".into(),
-        serde_json::Value::String(s) => format!("`{s}`"),
-        serde_json::Value::Object(m) if m.is_empty() => "`{}`".into(),
-        serde_json::Value::Array(a) if a.is_empty() => "`[]`".into(),
-        other => format!("`{other}`"),
     }
 }

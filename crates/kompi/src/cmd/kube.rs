@@ -11,7 +11,7 @@ use kompi_kube::run::{Place, RunOptions};
 use kompi_kube::{Connection, KubeError, Target};
 use kompi_spec::ClusterName;
 
-use crate::cmd::local::{parse_duration, parse_key_value};
+use crate::cmd::args::{LaunchArgs, parse_duration};
 use crate::exit::Exit;
 use crate::output::{Format, print_structured};
 use crate::values::ValuesArgs;
@@ -58,21 +58,12 @@ pub struct RunArgs {
     pub name: String,
     #[command(flatten)]
     pub kube: KubeArgs,
-    /// Number of MPI processes (mpiexec --np; default: every slot of the hostfile)
-    #[arg(long, value_name = "NP", value_parser = clap::value_parser!(u32).range(1..))]
-    pub np: Option<u32>,
-    /// Processes per node (mpiexec --npernode)
-    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..))]
-    pub npernode: Option<u32>,
-    /// An Open MPI MCA parameter for this run; may repeat
-    #[arg(long, value_name = "NAME=VALUE", value_parser = parse_key_value)]
-    pub mca: Vec<(String, String)>,
     /// How long to wait for every worker to answer before running
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub timeout: Duration,
-    /// The program and its arguments, as seen in the image
-    #[arg(last = true, required = true, value_name = "COMMAND")]
-    pub command: Vec<String>,
+    /// The program (as seen in the image) and its arguments
+    #[command(flatten)]
+    pub launch: LaunchArgs,
 }
 
 #[derive(Args, Debug)]
@@ -227,7 +218,8 @@ pub fn run(a: &RunArgs) -> anyhow::Result<i32> {
     let name = cluster_name(&a.name)?;
     runtime().block_on(async {
         let conn = connect(&a.kube).await.map_err(kube)?;
-        let opts = RunOptions { np: a.np, npernode: a.npernode, mca: a.mca.clone(), command: a.command.clone(), wait_timeout: a.timeout };
+        let l = &a.launch;
+        let opts = RunOptions { np: l.np, npernode: l.npernode, mca: l.mca.clone(), command: l.command.clone(), wait_timeout: a.timeout };
         let outcome = kompi_kube::run::run(&conn, &name, &opts).await.map_err(kube)?;
         for problem in &outcome.worker_problems {
             eprintln!("error: {problem}");
@@ -246,7 +238,7 @@ pub fn exec(a: &ExecArgs) -> anyhow::Result<i32> {
     let _raw = (a.tty && a.interactive).then(crate::terminal::RawMode::enable).transpose()?;
     runtime().block_on(async {
         let conn = connect(&a.kube).await.map_err(kube)?;
-        Ok(kompi_kube::run::exec(&conn, &name, place, &a.command, a.interactive, a.tty).await.map_err(kube)?)
+        kompi_kube::run::exec(&conn, &name, place, &a.command, a.interactive, a.tty).await.map_err(kube)
     })
 }
 

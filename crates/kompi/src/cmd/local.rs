@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use kompi_local::{Context, LocalError, RunOptions, Subnet, UpOptions};
 
+use crate::cmd::args::{LaunchArgs, parse_duration};
 use crate::exit::Exit;
 use crate::output::{Format, print_structured};
 use crate::values::ValuesArgs;
@@ -65,18 +66,8 @@ pub struct UpArgs {
 pub struct RunArgs {
     /// Cluster name
     pub name: String,
-    /// Number of MPI processes (mpiexec --np; default: every slot of the hostfile)
-    #[arg(long, value_name = "NP", value_parser = clap::value_parser!(u32).range(1..))]
-    pub np: Option<u32>,
-    /// Processes per node (mpiexec --npernode)
-    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..))]
-    pub npernode: Option<u32>,
-    /// An Open MPI MCA parameter for this run; may repeat
-    #[arg(long, value_name = "NAME=VALUE", value_parser = parse_key_value)]
-    pub mca: Vec<(String, String)>,
-    /// The program and its arguments
-    #[arg(last = true, required = true, value_name = "COMMAND")]
-    pub command: Vec<String>,
+    #[command(flatten)]
+    pub launch: LaunchArgs,
 }
 
 #[derive(Args, Debug)]
@@ -111,7 +102,8 @@ pub fn run(args: &LocalArgs) -> anyhow::Result<i32> {
     match &args.command {
         LocalCommand::Up(a) => up(&mut ctx, a),
         LocalCommand::Run(a) => {
-            let opts = RunOptions { name: a.name.clone(), np: a.np, npernode: a.npernode, mca: a.mca.clone(), command: a.command.clone() };
+            let l = &a.launch;
+            let opts = RunOptions { name: a.name.clone(), np: l.np, npernode: l.npernode, mca: l.mca.clone(), command: l.command.clone() };
             let outcome = kompi_local::run(&mut ctx, &opts).map_err(local)?;
             for node in &outcome.dead_nodes {
                 eprintln!("error: node {node} of cluster {} is down (its kompi init exited): the run failed with it", a.name);
@@ -190,25 +182,4 @@ fn yes(b: bool) -> &'static str {
 
 fn local(e: LocalError) -> anyhow::Error {
     Exit::new(e.exit_code(), e.to_string()).into()
-}
-
-/// `90`, `90s`, `5m`, `1h`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let (digits, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
-    let n: u64 = digits.parse().map_err(|_| format!("{text:?}: expected a duration such as 90s, 5m or 1h"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return Err(format!("{text:?}: the unit must be s, m or h")),
-    };
-    Ok(Duration::from_secs(secs))
-}
-
-pub fn parse_key_value(text: &str) -> Result<(String, String), String> {
-    let (k, v) = text.split_once('=').ok_or_else(|| format!("{text:?}: expected NAME=VALUE"))?;
-    if k.is_empty() {
-        return Err(format!("{text:?}: the name is empty"));
-    }
-    Ok((k.to_string(), v.to_string()))
 }

@@ -1,3 +1,4 @@
+pub mod args;
 pub mod keygen;
 pub mod template;
 pub mod local;

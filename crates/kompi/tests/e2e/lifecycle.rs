@@ -83,7 +83,7 @@ fn a_worker_deleted_during_a_run_fails_it_and_is_named() {
         .unwrap();
     let start = Instant::now();
     ns.eventually("the rank on v-worker-1", Duration::from_secs(60), || {
-        text(&ns.k(&["exec", "v-worker-1", "-c", "mpi-worker", "--", "sh", "-c", "pgrep -x sleep || true"])).trim().len() > 0
+        !text(&ns.k(&["exec", "v-worker-1", "-c", "mpi-worker", "--", "sh", "-c", "pgrep -x sleep || true"])).trim().is_empty()
     });
     let out = ns.k(&["delete", "pod", "v-worker-1", "--grace-period=0", "--force"]);
     assert!(out.status.success(), "{}", err(&out));
