@@ -315,11 +315,15 @@ class Kube:
         name = f"{prefix}-{os.getpid()}-{int(time.time()) % 100000}"
         self.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": {"kompi-bench": "1"}}})
         # Pods need the namespace's default ServiceAccount, which the controller-manager adds shortly.
-        deadline = time.monotonic() + 60
-        while self.get_opt(f"/api/v1/namespaces/{name}/serviceaccounts/default") is None:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"namespace {name}: no default ServiceAccount after 60 s")
-            time.sleep(0.2)
+        try:
+            deadline = time.monotonic() + 60
+            while self.get_opt(f"/api/v1/namespaces/{name}/serviceaccounts/default") is None:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"namespace {name}: no default ServiceAccount after 60 s")
+                time.sleep(0.2)
+        except BaseException:
+            self.delete_namespace(name)
+            raise
         return name
 
     def delete_namespace(self, name: str) -> None:
@@ -551,5 +555,5 @@ class LocalCluster:
         return ["nsenter", "-t", str(self.master_pid), "-n", "-u", "-m", "--", *argv]
 
     def mpiexec(self, np: int, command: list[str], extra: list[str] = ()) -> list[str]:
-        """The mpiexec line `kompi local run NAME --np np --npernode 1` builds (kompi-local's mpiexec_args)."""
+        """The mpiexec line `kompi local run NAME --np np --npernode 1` builds (kompi-render's launcher::mpiexec)."""
         return ["mpiexec", "--hostfile", self.hostfile, "--allow-run-as-root", "--np", str(np), "--npernode", "1", *extra, *command]

@@ -42,7 +42,7 @@ import threading
 import time
 from pathlib import Path
 
-from benchlib import (ApiError, CountingProxy, DirWatch, Kube, header, kompi_bin, loadavg, log, main_guard, median, ms, p99,
+from benchlib import (CountingProxy, DirWatch, Kube, header, kompi_bin, loadavg, log, main_guard, median, ms, p99,
                       proc_memory_kib, run, sec, stop_process, table, testbed_kube)
 
 CLUSTER = "hf"

@@ -16,8 +16,6 @@ Needs root, Open MPI and sshd (scripts/install-deps.sh), target/release/kompi.
 """
 
 import argparse
-import sys
-import time
 
 from benchlib import LocalCluster, header, kompi_bin, loadavg, log, main_guard, median, ms, require_root, sec, table, timed, p99
 

@@ -2,11 +2,15 @@
 # Installs what the tests need and runs every test: unit, golden and property tests of the pure core;
 # real sshd, Open MPI and network namespaces (kompi init, the local cluster); then, on the project's
 # own single-node Kubernetes (testbed/), the hostfile watcher against a real API server and the
-# end-to-end suite. Run as root on Debian bookworm. Slow setup is cached under ~/.cache/kompi
-# (Kubernetes binaries, image root filesystems, cargo's build directory), so a warm run is quick.
+# end-to-end suite. Run as root on Debian bookworm. Slow setup is cached, so a warm run is quick: the
+# Kubernetes binaries and image root filesystems under ~/.cache/kompi, cargo's build directory under
+# /var/cache/kompi (outside root's private home: tests run kompi as an unprivileged user too).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/kompi/target}
+if [ -z "${CARGO_TARGET_DIR:-}" ]; then
+  export CARGO_TARGET_DIR=/var/cache/kompi/target
+  install -d -m 0755 /var/cache/kompi "$CARGO_TARGET_DIR"
+fi
 started=$SECONDS
 step() { echo "== [$((SECONDS - started))s] $*" >&2; }
 

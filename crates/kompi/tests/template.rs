@@ -113,3 +113,15 @@ fn the_readme_lists_every_values_key() {
     let out = kompi(&["values", "--markdown"]);
     assert_eq!(body, String::from_utf8(out.stdout).unwrap(), "README's values table is stale: paste `kompi values --markdown` between its markers");
 }
+
+#[test]
+fn completions_cover_the_commands() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = kompi(&["completion", shell]);
+        assert!(out.status.success());
+        let script = String::from_utf8(out.stdout).unwrap();
+        for command in ["up", "run", "scale", "local", "template"] {
+            assert!(script.contains(command), "{shell} completion lacks {command}");
+        }
+    }
+}

@@ -160,3 +160,21 @@ fn bad_targets_get_one_clear_line_and_distinct_statuses() {
     assert!(stderr.contains("forbidden") && stderr.contains("cannot"), "{stderr}");
     assert!(stderr.contains("not applied:"), "{stderr}");
 }
+
+#[test]
+fn kubectl_runs_kompi_as_a_plugin() {
+    require_testbed!();
+    let ns = Namespace::new("plugin");
+    let bin = ns.dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    std::os::unix::fs::symlink(crate::support::kompi_bin(), bin.join("kubectl-kompi")).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let out = std::process::Command::new("kubectl")
+        .env("KUBECONFIG", kubeconfig())
+        .env("PATH", path)
+        .args(["kompi", "list", "-n", &ns.name])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", err(&out));
+    assert!(text(&out).starts_with("NAMESPACE"), "{}", text(&out));
+}

@@ -69,7 +69,22 @@ pub fn account(who: Who) -> Option<Account> {
         eprintln!("skipped: {reason}");
         return None;
     }
+    if !account.is_root()
+        && let Some(reason) = [KOMPI, env!("CARGO_TARGET_TMPDIR")].iter().find_map(|p| private_parent(Path::new(p)))
+    {
+        eprintln!("skipped: {reason}, so {TEST_USER} cannot reach the kompi binary or its home (scripts/test.sh builds under /var/cache/kompi)");
+        return None;
+    }
     Some(account)
+}
+
+/// A directory above `path` that others may not enter (such as /root, mode 0700).
+fn private_parent(path: &Path) -> Option<String> {
+    let path = path.canonicalize().ok()?;
+    path.ancestors().skip(1).find_map(|d| {
+        let mode = fs::metadata(d).ok()?.mode();
+        (mode & 0o001 == 0).then(|| format!("{} has mode {:o}", d.display(), mode & 0o777))
+    })
 }
 
 /// sshd's StrictModes refuses keys below directories writable by group or others.
