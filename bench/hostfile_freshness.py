@@ -335,35 +335,7 @@ def summarize(samples: list[tuple[float, float]]) -> list[str]:
     return [str(len(samples)), ms(median(acked)), ms(p99(acked)), ms(max(acked)) if acked else "n/a", ms(median(sent)), ms(p99(sent))]
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--workers", type=int, default=10, help="worker pods of the freshness StatefulSet (default %(default)s)")
-    ap.add_argument("--changes", type=int, default=100, help="pods turned Ready, and as many turned unready (default %(default)s)")
-    ap.add_argument("--deletions", type=int, default=50, help="Ready pods deleted (default %(default)s)")
-    ap.add_argument("--idle-minutes", type=float, default=5, help="idle window for counting API requests (default %(default)s)")
-    ap.add_argument("--kube-openmpi-changes", type=int, default=5, help="deletions and additions seen by kube-openmpi's updater (default %(default)s)")
-    ap.add_argument("--big", type=int, default=1000, help="pods for the memory figure (default %(default)s)")
-    args = ap.parse_args()
-    kube = testbed_kube()
-    if kube is None:
-        print("hostfile_freshness: skipped, the testbed's API server does not answer", file=sys.stderr)
-        return 2
-    header("hostfile_freshness: kompi hostfile against the testbed's API server")
-    with contextlib.ExitStack() as stack:
-        b = Bench(kube, stack, args)
-        b.create_rbac()
-        b.create_workers()
-        log("phase 1: freshness")
-        f = freshness(b)
-        log("phase 2: idle API requests")
-        idle = idle_requests(b)
-        log("phase 3: kube-openmpi's freshness")
-        of = openmpi_freshness(b, idle["updater"], idle["openmpi_out"], args.kube_openmpi_changes) if args.kube_openmpi_changes else None
-        stop_process(idle["sidecar"])
-        idle["updater"].close()
-        log("phase 4: memory")
-        m = memory(b, args.big) if args.big else None
-
+def print_freshness(f: dict, args) -> None:
     print(f"## freshness: API acknowledgement -> hostfile changed ({args.workers} worker pods, `kompi hostfile` on the host)")
     print()
     print(table(COLUMNS, [
@@ -374,17 +346,10 @@ def main() -> int:
     print()
     print(f"timeouts: {f['timeouts']}; load before, between, after: {' | '.join(f['loads'])}; "
           f"sidecar memory after it all: VmRSS {f['mem'].get('VmRSS')} KiB, VmHWM {f['mem'].get('VmHWM')} KiB")
-    print()
-    if of:
-        print("## kube-openmpi's updater (kubectl every 15 s), same measurement, small sample")
-        print()
-        print(table(COLUMNS, [
-            ["pod turned Running -> listed", *summarize(of["added"])],
-            ["pod deleted -> removed", *summarize(of["removed"])],
-        ]))
-        print()
-        print(f"timeouts: {of['timeouts']} (expected: uniform over the 15 s period plus the kubectl calls, median about 7.5 s)")
-        print()
+    print(flush=True)
+
+
+def print_idle(idle: dict, b: Bench) -> None:
     mins = idle["minutes"]
     print(f"## API requests while idle ({mins:.1f} minutes, no pod changes)")
     print()
@@ -404,18 +369,69 @@ def main() -> int:
         paths[key] = paths.get(key, 0) + 1
     print("kube-openmpi's requests in the window, by path: " + "; ".join(f"{n}x {p}" for p, n in sorted(paths.items())))
     print(f"load during the window: {idle['loads'][0]} -> {idle['loads'][1]}")
+    # An API server restart (the testbed cycled) makes both clients reconnect: not an idle figure.
+    if "watching the worker pods failed" in (b.dir / "sidecar-proxied.log").read_text() or idle["updater"].errors:
+        print("WARNING: the API server did not answer during the window (sidecar warnings or kubectl errors): these counts are disturbed")
+    print(flush=True)
+
+
+def print_openmpi(of: dict) -> None:
+    print("## kube-openmpi's updater (kubectl every 15 s), same measurement, small sample")
     print()
-    if m:
-        print(f"## memory of kompi hostfile following {m['count']} worker pods")
-        print()
-        print(table(["moment", "VmRSS", "VmHWM (peak)"], [
-            [f"after the initial list ({sec(m['synced'])} from start to hostfile)", f"{m['after_list']['VmRSS'] / 1024:.1f} MiB", f"{m['after_list']['VmHWM'] / 1024:.1f} MiB"],
-            [f"after all {m['count']} turned Ready", f"{m['after_ready']['VmRSS'] / 1024:.1f} MiB", f"{m['after_ready']['VmHWM'] / 1024:.1f} MiB"],
-        ]))
-        print()
-        lag = "n/a (timed out)" if m["lag_after_last"] is None else ms(m["lag_after_last"])
-        print(f"{m['count'] - 1} PATCHes took {sec(m['flip_seconds'])}; the hostfile listed all {m['count']} workers {lag} after the last one was acknowledged")
-        print()
+    print(table(COLUMNS, [
+        ["pod turned Running -> listed", *summarize(of["added"])],
+        ["pod deleted -> removed", *summarize(of["removed"])],
+    ]))
+    print()
+    print(f"timeouts: {of['timeouts']} (expected: uniform over the 15 s period plus the kubectl calls, median about 7.5 s)")
+    print(flush=True)
+
+
+def print_memory(m: dict) -> None:
+    print(f"## memory of kompi hostfile following {m['count']} worker pods")
+    print()
+    print(table(["moment", "VmRSS", "VmHWM (peak)"], [
+        [f"after the initial list ({sec(m['synced'])} from start to hostfile)", f"{m['after_list']['VmRSS'] / 1024:.1f} MiB", f"{m['after_list']['VmHWM'] / 1024:.1f} MiB"],
+        [f"after all {m['count']} turned Ready", f"{m['after_ready']['VmRSS'] / 1024:.1f} MiB", f"{m['after_ready']['VmHWM'] / 1024:.1f} MiB"],
+    ]))
+    print()
+    lag = "n/a (timed out)" if m["lag_after_last"] is None else ms(m["lag_after_last"])
+    print(f"{m['count'] - 1} PATCHes took {sec(m['flip_seconds'])}; the hostfile listed all {m['count']} workers {lag} after the last one was acknowledged")
+    print(flush=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--workers", type=int, default=10, help="worker pods of the freshness StatefulSet (default %(default)s)")
+    ap.add_argument("--changes", type=int, default=100, help="pods turned Ready, and as many turned unready (default %(default)s)")
+    ap.add_argument("--deletions", type=int, default=50, help="Ready pods deleted (default %(default)s)")
+    ap.add_argument("--idle-minutes", type=float, default=5, help="idle window for counting API requests (default %(default)s)")
+    ap.add_argument("--kube-openmpi-changes", type=int, default=5, help="deletions and additions seen by kube-openmpi's updater (default %(default)s)")
+    ap.add_argument("--big", type=int, default=1000, help="pods for the memory figure (default %(default)s)")
+    args = ap.parse_args()
+    kube = testbed_kube()
+    if kube is None:
+        print("hostfile_freshness: skipped, the testbed's API server does not answer", file=sys.stderr)
+        return 2
+    header("hostfile_freshness: kompi hostfile against the testbed's API server")
+    with contextlib.ExitStack() as stack:
+        # Each phase's figures are printed as soon as it ends: a testbed going down later loses only the rest.
+        b = Bench(kube, stack, args)
+        b.create_rbac()
+        b.create_workers()
+        log("phase 1: freshness")
+        print_freshness(freshness(b), args)
+        log("phase 2: idle API requests")
+        idle = idle_requests(b)
+        print_idle(idle, b)
+        if args.kube_openmpi_changes:
+            log("phase 3: kube-openmpi's freshness")
+            print_openmpi(openmpi_freshness(b, idle["updater"], idle["openmpi_out"], args.kube_openmpi_changes))
+        stop_process(idle["sidecar"])
+        idle["updater"].close()
+        if args.big:
+            log("phase 4: memory")
+            print_memory(memory(b, args.big))
     print(f"load average at end {loadavg()}")
     return 0
 

@@ -343,6 +343,12 @@ class Bench:
     def teardown(self) -> None:
         """Removes every run's objects and waits until the kubelet has stopped all pods, so the next
         run starts on a quiet node. Pods get a 1 s grace period (kompi's init and sshd stop at once)."""
+        try:
+            self._teardown()
+        except (ApiError, OSError) as e:
+            log(f"teardown failed: {e}")
+
+    def _teardown(self) -> None:
         ns = self.ns
         for name in self.kompi_clusters:
             run([self.kompi, "down", name, "-n", ns, "--kubeconfig", self.kube.kubeconfig], check=False)
@@ -378,9 +384,9 @@ class Bench:
             r.wait(timeout)
             log(f"{flow} W={workers} {tag}: ready {sec(r.ready)} (all pods Ready {sec(r.all_ready)}, {r.probes} probes, "
                 f"last refusal {r.last_refusal!r}) load {r.load}")
-        except (TimeoutError, RuntimeError, ApiError, subprocess.TimeoutExpired) as e:
+        except (TimeoutError, RuntimeError, ApiError, OSError, subprocess.TimeoutExpired) as e:
             log(f"{flow} W={workers} {tag}: FAILED: {e}")
-            r.failed = str(e)
+            r.failed = str(e) or type(e).__name__
         finally:
             t = time.monotonic()
             self.teardown()
@@ -415,11 +421,15 @@ def main() -> int:
         if not args.no_warmup:
             for flow in flows:
                 b.one(flow, 1, "warm", args.timeout)
-        for workers in [int(w) for w in args.workers.split(",")]:
-            for rep in range(args.reps):
-                order = flows[rep % len(flows):] + flows[:rep % len(flows)]
-                for flow in order:
-                    results.setdefault((flow, workers), []).append(b.one(flow, workers, f"r{rep}", args.timeout))
+        plan = [(workers, rep, flow) for workers in [int(w) for w in args.workers.split(",")] for rep in range(args.reps)
+                for flow in flows[rep % len(flows):] + flows[:rep % len(flows)]]
+        for workers, rep, flow in plan:
+            r = b.one(flow, workers, f"r{rep}", args.timeout)
+            results.setdefault((flow, workers), []).append(r)
+            if r.failed is not None and not kube.alive():
+                log("the API server does not answer any more (the testbed went down?): stopping; figures so far follow")
+                print("WARNING: the API server went away during the run; the figures below are partial\n")
+                break
 
     def figure(flow: str, workers: int, attr: str = "ready") -> float:
         values = [getattr(r, attr) for r in results.get((flow, workers), []) if r.failed is None]

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # kompi testbed: a real single-node Kubernetes 1.20 cluster (etcd, kube-apiserver, kube-controller-manager,
 # kube-scheduler, kubelet, kube-proxy, containerd+runc, bridge CNI, dnsmasq cluster DNS) for a root shell in Debian bookworm.
-# Usage: testbed.sh build | up | check | status | down | image NAME:TAG [debian-pkg...] [--add SRC:DEST...]
+# Usage: testbed.sh build | up | restart-apiserver | check | status | down | image NAME:TAG [debian-pkg...] [--add SRC:DEST...]
 #                  | kompi-image [--kompi PATH] [--add SRC:DEST...]
 set -euo pipefail
 
@@ -380,6 +380,25 @@ pick_snapshotter() { # overlayfs if it mounts on $DIR's filesystem, else native 
   rm -rf "$p"; echo "$s" >"$DIR/snapshotter"; log "containerd snapshotter: $s"
 }
 
+start_apiserver() {
+  local p=$DIR/pki
+  start kube-apiserver kube-apiserver --etcd-servers=http://127.0.0.1:2379 --secure-port=6443 \
+    --bind-address=0.0.0.0 --advertise-address="$GW" --tls-cert-file="$p/apiserver.crt" \
+    --tls-private-key-file="$p/apiserver.key" --client-ca-file="$p/ca.crt" --service-account-key-file="$p/sa.pub" \
+    --service-account-signing-key-file="$p/sa.key" --service-account-issuer=https://kubernetes.default.svc \
+    --authorization-mode=Node,RBAC --service-cluster-ip-range="$SVC_CIDR" --allow-privileged=true \
+    --kubelet-preferred-address-types=InternalIP
+  wait_for "kube-apiserver /readyz" 90 kubectl get --raw /readyz
+}
+
+# Stops and starts the API server of a running cluster (for tests of clients that must survive it).
+cmd_restart_apiserver() {
+  alive kube-apiserver || die "the testbed is not up"
+  stop kube-apiserver
+  start_apiserver
+  log "kube-apiserver restarted"
+}
+
 cmd_up() {
   local b t0=$SECONDS p=$DIR/pki importing
   for b in $K8S_BINS; do [ -x "$BIN/$b" ] || die "$BIN/$b missing: run '$0 build' first"; done
@@ -444,13 +463,7 @@ EOF
     --initial-advertise-peer-urls http://127.0.0.1:2380 --initial-cluster default=http://127.0.0.1:2380
   # all addresses, so that pods reach it (through the kubernetes Service); it advertises the bridge address, which
   # becomes the kubernetes Endpoints (127.0.0.1 is refused: "may not be in the loopback range")
-  start kube-apiserver kube-apiserver --etcd-servers=http://127.0.0.1:2379 --secure-port=6443 \
-    --bind-address=0.0.0.0 --advertise-address="$GW" --tls-cert-file="$p/apiserver.crt" \
-    --tls-private-key-file="$p/apiserver.key" --client-ca-file="$p/ca.crt" --service-account-key-file="$p/sa.pub" \
-    --service-account-signing-key-file="$p/sa.key" --service-account-issuer=https://kubernetes.default.svc \
-    --authorization-mode=Node,RBAC --service-cluster-ip-range="$SVC_CIDR" --allow-privileged=true \
-    --kubelet-preferred-address-types=InternalIP
-  wait_for "kube-apiserver /readyz" 90 kubectl get --raw /readyz
+  start_apiserver
   start kube-controller-manager kube-controller-manager --kubeconfig="$KUBECONFIG" --leader-elect=false \
     --service-account-private-key-file="$p/sa.key" --root-ca-file="$p/ca.crt" --cluster-signing-cert-file="$p/ca.crt" \
     --cluster-signing-key-file="$p/ca.key" --use-service-account-credentials=true --controllers='*,-nodeipam'
@@ -714,6 +727,7 @@ case ${1:-} in
   image) shift; cmd_image "$@" ;;
   kompi-image) shift; cmd_kompi_image "$@" ;;
   up) cmd_up ;;
+  restart-apiserver) cmd_restart_apiserver ;;
   check) cmd_check ;;
   status) cmd_status ;;
   down) cmd_down ;;

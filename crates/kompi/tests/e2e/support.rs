@@ -1,4 +1,6 @@
 //! Shared pieces of the e2e tests: the testbed's kubeconfig, a namespace per test, kubectl and kompi.
+//! Both e2e test targets include this file and each uses only part of it.
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
