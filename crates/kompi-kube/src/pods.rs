@@ -21,6 +21,12 @@ pub fn is_worker(pod: &Pod) -> bool {
     pod.metadata.labels.as_ref().and_then(|l| l.get(LABEL_COMPONENT)).is_some_and(|c| c == kompi_spec::contract::COMPONENT_WORKER)
 }
 
+/// Whether a container of the pod is running (so commands can be executed in it).
+pub fn container_running(pod: &Pod, container: &str) -> bool {
+    pod.metadata.deletion_timestamp.is_none()
+        && container_statuses(pod).any(|c| c.name == container && c.state.as_ref().is_some_and(|s| s.running.is_some()))
+}
+
 pub fn restarts(pod: &Pod) -> i32 {
     container_statuses(pod).map(|c| c.restart_count).sum()
 }

@@ -16,6 +16,7 @@ use crate::error::KubeError;
 use crate::pods;
 use crate::progress::Progress;
 use crate::remote;
+use crate::wait;
 
 pub struct RunOptions {
     pub np: Option<u32>,
@@ -85,8 +86,10 @@ fn probe_script(port: u16) -> String {
 /// Until the hostfile lists every desired worker and each answers on ssh (from the master, so names
 /// resolve as mpiexec will resolve them).
 async fn wait_until_runnable(conn: &Connection, cluster: &Cluster, timeout: Duration) -> Result<(), KubeError> {
-    let argv = vec!["bash".to_string(), "-c".to_string(), probe_script(cluster.ssh_port())];
     let deadline = Instant::now() + timeout;
+    // Right after `kompi up --no-wait` the master may still be pulling or starting: exec needs it running.
+    wait::master_running(conn, &cluster.name, cluster.desired, timeout).await?;
+    let argv = vec!["bash".to_string(), "-c".to_string(), probe_script(cluster.ssh_port())];
     let mut progress = Progress::new();
     loop {
         let out = remote::capture(conn, &cluster.name.master_pod(), pods::MASTER, &argv).await?;

@@ -97,6 +97,16 @@ pub async fn ready(conn: &Connection, cluster: &ClusterName, desired: u32, timeo
     until(conn, cluster, desired, timeout, &format!("waiting for cluster {cluster}"), |s, _| s.is_ready()).await
 }
 
+/// Until the master's MPI container runs, so commands can be executed in it.
+pub async fn master_running(conn: &Connection, cluster: &ClusterName, desired: u32, timeout: Duration) -> Result<(), KubeError> {
+    let master = cluster.master_pod();
+    until(conn, cluster, desired, timeout, &format!("waiting for the master of cluster {cluster}"), |_, pods| {
+        pods.get(&master).is_some_and(|p| pods::container_running(p, pods::MASTER))
+    })
+    .await
+    .map(drop)
+}
+
 /// Until the one-shot master has finished; its command's exit status.
 pub async fn one_shot_done(conn: &Connection, cluster: &ClusterName, desired: u32, timeout: Duration) -> Result<i32, KubeError> {
     let master = cluster.master_pod();

@@ -103,6 +103,23 @@ fn a_broken_image_is_reported_within_the_timeout() {
     assert!(start.elapsed() < Duration::from_secs(90));
     let stderr = err(&out);
     assert!(stderr.contains("ImagePullBackOff") || stderr.contains("ErrImagePull"), "{stderr}");
+
+    // `run` on such a cluster names the same reason at its deadline instead of failing to exec.
+    let out = ns.kompi_ns("run", "b", &["--timeout", "15s", "--", "true"]);
+    assert_eq!(out.status.code(), Some(6), "{}", err(&out));
+    let stderr = err(&out);
+    assert!(stderr.contains("ImagePullBackOff") || stderr.contains("ErrImagePull"), "{stderr}");
+}
+
+#[test]
+fn run_right_after_up_without_wait_waits_for_the_cluster() {
+    require_testbed!();
+    let ns = Namespace::new("eager");
+    let out = ns.kompi_ns("up", "e", &["--set", "mpiWorkers.num=2", "--no-wait"]);
+    assert!(out.status.success(), "up: {}", err(&out));
+    let out = ns.kompi_ns("run", "e", &["--timeout", "180s", "--npernode", "1", "--", "hostname"]);
+    assert!(out.status.success(), "run: {}", err(&out));
+    assert_eq!(hosts(&text(&out)), ["e-master", "e-worker-0", "e-worker-1"]);
 }
 
 #[test]
