@@ -14,6 +14,9 @@ pub fn headless(spec: &ClusterSpec) -> Service {
         metadata: meta(spec, spec.name.service(), None),
         spec: Some(ServiceSpec {
             cluster_ip: Some("None".into()),
+            // Names resolve as soon as a pod has an address, not only once it is Ready: the hostfile
+            // lists a worker when it is Ready, and by then its name must already resolve (no DNS lag).
+            publish_not_ready_addresses: Some(true),
             selector: Some(selector_labels(spec, None)),
             ports: Some(vec![ServicePort {
                 name: Some(SSH_PORT_NAME.into()),
