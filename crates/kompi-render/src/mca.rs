@@ -28,35 +28,44 @@ pub fn home_files(d: &MpiDefaults) -> Vec<HomeFile> {
     if d.mpi != MpiImplementation::OpenMpi {
         return Vec::new();
     }
+    let if_ = d.interface;
     let header = format!("{FILE_MARKER} for Open MPI {}.x\n", d.open_mpi_major);
-    let extra: String = d.extra.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
+    // The nodes of a local cluster, and pods that share a Kubernetes node, see the same CPUs; bound
+    // per node, each node's first rank would sit on core 0 and they would share it (ms latencies).
     if d.open_mpi_major >= 5 {
-        let ompi = format!(
-            "{header}btl = tcp,self,sm\nbtl_tcp_if_include = {if_}\n{extra}",
-            if_ = d.interface
-        );
-        let prte = format!(
-            "{header}prte_keep_fqdn_hostnames = 1\nprte_default_hostfile = {hostfile}\noob_tcp_if_include = {if_}\nplm_ssh_agent = ssh\n",
-            hostfile = d.hostfile,
-            if_ = d.interface
-        );
-        vec![HomeFile { path: ".openmpi/mca-params.conf", content: ompi }, HomeFile { path: ".prte/mca-params.conf", content: prte }]
+        let ompi = [("btl", "tcp,self,sm"), ("btl_tcp_if_include", if_)];
+        let prte = [
+            ("prte_keep_fqdn_hostnames", "1"),
+            ("prte_default_hostfile", d.hostfile),
+            ("oob_tcp_if_include", if_),
+            ("plm_ssh_agent", "ssh"),
+            ("hwloc_default_binding_policy", "none"),
+        ];
+        vec![
+            HomeFile { path: ".openmpi/mca-params.conf", content: params_file(&header, &ompi, d.extra) },
+            HomeFile { path: ".prte/mca-params.conf", content: params_file(&header, &prte, &[]) },
+        ]
     } else {
-        let ompi = format!(
-            "{header}btl = tcp,self,vader\n\
-             btl_tcp_if_include = {if_}\n\
-             oob_tcp_if_include = {if_}\n\
-             # containers usually forbid the cross-memory attach vader would use\n\
-             btl_vader_single_copy_mechanism = none\n\
-             orte_keep_fqdn_hostnames = true\n\
-             orte_default_hostfile = {hostfile}\n\
-             plm_rsh_agent = ssh\n\
-             {extra}",
-            if_ = d.interface,
-            hostfile = d.hostfile
-        );
-        vec![HomeFile { path: ".openmpi/mca-params.conf", content: ompi }]
+        let ompi = [
+            ("btl", "tcp,self,vader"),
+            ("btl_tcp_if_include", if_),
+            ("oob_tcp_if_include", if_),
+            // containers usually forbid the cross-memory attach vader would use
+            ("btl_vader_single_copy_mechanism", "none"),
+            ("orte_keep_fqdn_hostnames", "true"),
+            ("orte_default_hostfile", d.hostfile),
+            ("plm_rsh_agent", "ssh"),
+            ("hwloc_base_binding_policy", "none"),
+        ];
+        vec![HomeFile { path: ".openmpi/mca-params.conf", content: params_file(&header, &ompi, d.extra) }]
     }
+}
+
+/// `key = value` lines: kompi's defaults, except those the user's parameters set, then the user's.
+fn params_file(header: &str, defaults: &[(&str, &str)], user: &[(String, String)]) -> String {
+    let kept = defaults.iter().filter(|(k, _)| !user.iter().any(|(u, _)| u == k)).map(|&(k, v)| (k, v));
+    let lines: String = kept.chain(user.iter().map(|(k, v)| (k.as_str(), v.as_str()))).map(|(k, v)| format!("{k} = {v}\n")).collect();
+    format!("{header}{lines}")
 }
 
 /// Environment the launcher of MPICH / Intel MPI needs, known when rendering (they have no
@@ -113,6 +122,20 @@ mod tests {
         assert_eq!(files.iter().map(|f| f.path).collect::<Vec<_>>(), vec![".openmpi/mca-params.conf", ".prte/mca-params.conf"]);
         assert!(files[1].content.contains("prte_keep_fqdn_hostnames = 1"));
         assert!(!files.iter().any(|f| f.content.contains("orte_")));
+        assert!(files[1].content.lines().any(|l| l == "hwloc_default_binding_policy = none"));
+    }
+
+    #[test]
+    fn ranks_are_not_bound_unless_the_user_asks() {
+        let c = &defaults(4)[0].content;
+        assert!(c.lines().any(|l| l == "hwloc_base_binding_policy = none"), "{c}");
+        let user = [("hwloc_base_binding_policy".to_string(), "core".to_string()), ("btl".to_string(), "tcp,self".to_string())];
+        let files = home_files(&MpiDefaults { mpi: MpiImplementation::OpenMpi, open_mpi_major: 4, interface: "eth0", hostfile: "/h", extra: &user });
+        let c = &files[0].content;
+        for (key, value) in [("hwloc_base_binding_policy", "core"), ("btl", "tcp,self")] {
+            let set: Vec<&str> = c.lines().filter_map(|l| l.strip_prefix(&format!("{key} = "))).collect();
+            assert_eq!(set, [value], "{c}");
+        }
     }
 
     #[test]

@@ -143,6 +143,19 @@ fn allreduce_sum_is_right_and_abort_status_propagates() {
 }
 
 #[test]
+fn ranks_on_different_nodes_are_not_pinned_to_the_same_cores() {
+    require_root!();
+    // Every node sees all of this machine's CPUs; Open MPI's per-node binding would put each node's
+    // first rank on core 0, all of them together (ping-pong latency then goes from µs to ms).
+    let own = std::fs::read_to_string("/proc/self/status").unwrap();
+    let own = own.lines().find(|l| l.starts_with("Cpus_allowed_list:")).unwrap().to_string();
+    let c = Cluster::up("lbind", 1);
+    let out = c.run(&["--np", "2", "--npernode", "1", "--", "grep", "Cpus_allowed_list:", "/proc/self/status"]);
+    assert!(out.status.success(), "{}", err(&out));
+    assert_eq!(text(&out).lines().collect::<Vec<_>>(), [own.as_str(), own.as_str()], "{}", text(&out));
+}
+
+#[test]
 fn exec_returns_the_command_status() {
     require_root!();
     let c = Cluster::up("lexec", 1);
