@@ -190,8 +190,15 @@ pub async fn exec(conn: &Connection, name: &ClusterName, place: Place, command: 
         Place::Sidecar => (name.master_pod(), SIDECAR_CONTAINER),
     };
     let api: Api<Pod> = Api::namespaced(conn.client.clone(), &conn.namespace);
-    if api.get_opt(&pod).await.map_err(|e| conn.error(&format!("reading Pod {pod}"), e))?.is_none() {
+    let Some(found) = api.get_opt(&pod).await.map_err(|e| conn.error(&format!("reading Pod {pod}"), e))? else {
         return Err(KubeError::ClusterNotFound { name: format!("{name} (no pod {pod})"), namespace: conn.namespace.clone() });
+    };
+    if !pods::container_running(&found, container) {
+        let why = pods::stuck(&found).map(|s| s.to_string()).unwrap_or_else(|| format!("{pod}: {}", pods::phase(&found)));
+        return Err(KubeError::Failed(format!(
+            "container {container} of {pod} is not running ({why}); `kompi status {name} -n {ns}` shows the cluster",
+            ns = conn.namespace
+        )));
     }
     remote::stream(conn, &pod, container, command, stdin, tty).await
 }

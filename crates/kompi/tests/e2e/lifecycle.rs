@@ -109,6 +109,12 @@ fn a_broken_image_is_reported_within_the_timeout() {
     assert_eq!(out.status.code(), Some(6), "{}", err(&out));
     let stderr = err(&out);
     assert!(stderr.contains("ImagePullBackOff") || stderr.contains("ErrImagePull"), "{stderr}");
+    // `exec` does not wait: it says at once that the container is not running, and why.
+    let out = ns.kompi_ns("exec", "b", &["--worker", "0", "--", "true"]);
+    assert_eq!(out.status.code(), Some(1), "{}", err(&out));
+    let stderr = err(&out);
+    assert!(stderr.contains("container mpi-worker of b-worker-0 is not running"), "{stderr}");
+    assert!(stderr.contains("ImagePullBackOff") || stderr.contains("ErrImagePull"), "{stderr}");
 }
 
 #[test]
