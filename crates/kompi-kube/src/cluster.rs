@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures::{AsyncBufReadExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Event, Pod};
-use kompi_spec::contract::{self, HOSTFILE, LABEL_INSTANCE, SIDECAR_CONTAINER, WORKER_CONTAINER};
+use kompi_spec::contract::{self, HOSTFILE, LABEL_INSTANCE, SIDECAR_CONTAINER};
 use kompi_spec::ClusterName;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, LogParams, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::client::Connection;
 use crate::error::KubeError;
-use crate::pods::{self, Summary};
+use crate::pods::{self, Place, Summary};
 use crate::remote;
 
 #[derive(Serialize)]
@@ -202,23 +202,20 @@ pub async fn scale(conn: &Connection, name: &ClusterName, workers: u32, wait: Op
     }
 }
 
-pub enum LogSource {
-    Master,
-    Sidecar,
-    Worker(u32),
+/// A pod of the cluster, which must exist.
+pub(crate) async fn existing_pod(conn: &Connection, name: &ClusterName, pod: &str) -> Result<Pod, KubeError> {
+    let api: Api<Pod> = Api::namespaced(conn.client.clone(), &conn.namespace);
+    api.get_opt(pod)
+        .await
+        .map_err(|e| conn.error(&format!("reading Pod {pod}"), e))?
+        .ok_or_else(|| KubeError::ClusterNotFound { name: format!("{name} (no pod {pod})"), namespace: conn.namespace.clone() })
 }
 
 /// Prints a container's log; with `follow`, keeps streaming.
-pub async fn logs(conn: &Connection, name: &ClusterName, source: LogSource, follow: bool, tail: Option<i64>) -> Result<(), KubeError> {
-    let (pod, container) = match source {
-        LogSource::Master => (name.master_pod(), pods::MASTER),
-        LogSource::Sidecar => (name.master_pod(), SIDECAR_CONTAINER),
-        LogSource::Worker(i) => (name.worker_pod(i), WORKER_CONTAINER),
-    };
+pub async fn logs(conn: &Connection, name: &ClusterName, place: Place, follow: bool, tail: Option<i64>) -> Result<(), KubeError> {
+    let (pod, container) = place.pod_and_container(name);
+    existing_pod(conn, name, &pod).await?;
     let api: Api<Pod> = Api::namespaced(conn.client.clone(), &conn.namespace);
-    if api.get_opt(&pod).await.map_err(|e| conn.error(&format!("reading Pod {pod}"), e))?.is_none() {
-        return Err(KubeError::ClusterNotFound { name: format!("{name} (no pod {pod})"), namespace: conn.namespace.clone() });
-    }
     let params = LogParams { container: Some(container.to_string()), follow, tail_lines: tail, ..Default::default() };
     let context = format!("reading the log of {pod}/{container}");
     let mut lines = api.log_stream(&pod, &params).await.map_err(|e| conn.error(&context, e))?.lines();

@@ -2,7 +2,24 @@
 
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use kompi_spec::ClusterName;
-use kompi_spec::contract::{LABEL_COMPONENT, MASTER_CONTAINER};
+use kompi_spec::contract::{LABEL_COMPONENT, MASTER_CONTAINER, SIDECAR_CONTAINER, WORKER_CONTAINER};
+
+/// A container of a cluster, as `kompi exec` and `kompi logs` name it.
+pub enum Place {
+    Master,
+    Worker(u32),
+    Sidecar,
+}
+
+impl Place {
+    pub fn pod_and_container(&self, cluster: &ClusterName) -> (String, &'static str) {
+        match self {
+            Place::Master => (cluster.master_pod(), MASTER),
+            Place::Worker(i) => (cluster.worker_pod(*i), WORKER_CONTAINER),
+            Place::Sidecar => (cluster.master_pod(), SIDECAR_CONTAINER),
+        }
+    }
+}
 
 pub fn name(pod: &Pod) -> &str {
     pod.metadata.name.as_deref().unwrap_or_default()

@@ -7,13 +7,14 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
 use kompi_render::launcher::{Launch, mpiexec};
-use kompi_spec::contract::{HOSTFILE, SIDECAR_CONTAINER, WORKER_CONTAINER};
+use kompi_spec::contract::{HOSTFILE, WORKER_CONTAINER};
 use kompi_spec::{ClusterName, MpiImplementation, contract};
 use kube::api::{Api, ListParams};
 
 use crate::client::Connection;
 use crate::error::KubeError;
-use crate::pods;
+use crate::cluster;
+use crate::pods::{self, Place};
 use crate::progress::Progress;
 use crate::remote;
 use crate::wait;
@@ -176,23 +177,9 @@ pub async fn run(conn: &Connection, name: &ClusterName, opts: &RunOptions) -> Re
     Ok(RunOutcome { status, worker_problems })
 }
 
-/// Where `kompi exec` runs: the master's MPI container, a worker, or the hostfile sidecar.
-pub enum Place {
-    Master,
-    Worker(u32),
-    Sidecar,
-}
-
 pub async fn exec(conn: &Connection, name: &ClusterName, place: Place, command: &[String], stdin: bool, tty: bool) -> Result<i32, KubeError> {
-    let (pod, container) = match place {
-        Place::Master => (name.master_pod(), pods::MASTER),
-        Place::Worker(i) => (name.worker_pod(i), WORKER_CONTAINER),
-        Place::Sidecar => (name.master_pod(), SIDECAR_CONTAINER),
-    };
-    let api: Api<Pod> = Api::namespaced(conn.client.clone(), &conn.namespace);
-    let Some(found) = api.get_opt(&pod).await.map_err(|e| conn.error(&format!("reading Pod {pod}"), e))? else {
-        return Err(KubeError::ClusterNotFound { name: format!("{name} (no pod {pod})"), namespace: conn.namespace.clone() });
-    };
+    let (pod, container) = place.pod_and_container(name);
+    let found = cluster::existing_pod(conn, name, &pod).await?;
     if !pods::container_running(&found, container) {
         let why = pods::stuck(&found).map(|s| s.to_string()).unwrap_or_else(|| format!("{pod}: {}", pods::phase(&found)));
         return Err(KubeError::Failed(format!(

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use kompi_kube::cluster::LogSource;
-use kompi_kube::run::{Place, RunOptions};
+use kompi_kube::pods::Place;
+use kompi_kube::run::RunOptions;
 use kompi_kube::{Connection, KubeError, Target};
 use kompi_spec::ClusterName;
 
@@ -228,13 +228,18 @@ pub fn run(a: &RunArgs) -> anyhow::Result<i32> {
     })
 }
 
-pub fn exec(a: &ExecArgs) -> anyhow::Result<i32> {
-    let name = cluster_name(&a.name)?;
-    let place = match (a.worker, a.sidecar) {
+/// `--worker I` or `--sidecar`, else the master.
+fn place(worker: Option<u32>, sidecar: bool) -> Place {
+    match (worker, sidecar) {
         (Some(i), _) => Place::Worker(i),
         (None, true) => Place::Sidecar,
         (None, false) => Place::Master,
-    };
+    }
+}
+
+pub fn exec(a: &ExecArgs) -> anyhow::Result<i32> {
+    let name = cluster_name(&a.name)?;
+    let place = place(a.worker, a.sidecar);
     let _raw = (a.tty && a.interactive).then(crate::terminal::RawMode::enable).transpose()?;
     runtime().block_on(async {
         let conn = connect(&a.kube).await.map_err(kube)?;
@@ -301,14 +306,10 @@ pub fn scale(a: &ScaleArgs) -> anyhow::Result<i32> {
 
 pub fn logs(a: &LogsArgs) -> anyhow::Result<i32> {
     let name = cluster_name(&a.name)?;
-    let source = match (a.worker, a.sidecar) {
-        (Some(i), _) => LogSource::Worker(i),
-        (None, true) => LogSource::Sidecar,
-        (None, false) => LogSource::Master,
-    };
+    let place = place(a.worker, a.sidecar);
     runtime().block_on(async {
         let conn = connect(&a.kube).await.map_err(kube)?;
-        kompi_kube::cluster::logs(&conn, &name, source, a.follow, a.tail).await.map_err(kube)?;
+        kompi_kube::cluster::logs(&conn, &name, place, a.follow, a.tail).await.map_err(kube)?;
         Ok(0)
     })
 }
