@@ -225,12 +225,13 @@ fn a_closed_stderr_does_not_bring_init_down() {
         .spawn()
         .unwrap();
     let deadline = std::time::Instant::now() + PATIENCE;
-    while !listening(port) {
+    let pid_file = home.join(".kompi").join(hostname()).join("sshd.pid");
+    // sshd listens before it writes its pid file: wait for both
+    while !(listening(port) && pid_file.exists()) {
         assert!(std::time::Instant::now() < deadline && child.try_wait().unwrap().is_none(), "init did not start sshd");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     drop(child.stderr.take()); // whoever read the log is gone; every log line now fails to write
-    let pid_file = home.join(".kompi").join(hostname()).join("sshd.pid");
     let sshd: nix::unistd::Pid = nix::unistd::Pid::from_raw(fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap());
     kill(nix::unistd::Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
     let status = loop {
