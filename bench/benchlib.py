@@ -7,6 +7,7 @@ and a request-counting HTTP -> HTTPS proxy for the API server.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import ctypes
@@ -381,121 +382,138 @@ def pod_ready(pod: dict) -> bool:
 class CountingProxy:
     """Plain HTTP in, HTTPS out to the API server; logs every request's time, method and path.
 
-    Bytes are relayed as they come in both directions, so chunked watch responses stream through
-    unchanged. The client -> server direction is parsed only to find where each request starts
-    (request head, then a Content-Length or chunked body).
+    Each client connection gets one upstream TLS connection. Bytes from the API server are relayed as
+    they come, so chunked watch responses stream through unchanged; the client -> server direction is
+    parsed only to find where each request starts (request head, then a Content-Length or chunked
+    body, trailers included; after an `Upgrade` request the rest is relayed as it comes).
+
+    Everything runs on one asyncio event loop in a thread of its own: a TLS connection is only ever
+    used from that one thread. (The first version relayed each direction in a thread of its own on one
+    blocking ssl.SSLSocket. OpenSSL does not allow SSL_read and SSL_write on one SSL object from two
+    threads at once: when the request was written while the other thread read the server's TLS 1.3
+    session tickets, a few requests in a hundred never reached the server, and their client waited
+    forever.)
 
     kubectl (client-go) does not send a bearer token over plain HTTP; with `token`, the proxy adds
     `Authorization: Bearer <token>` to requests that carry none."""
 
-    def __init__(self, upstream_host: str, upstream_port: int, ca_file: str, token: str | None = None):
+    HEAD_LIMIT = 1 << 20  # a longer request head is refused (the connection is closed)
+
+    def __init__(self, upstream_host: str, upstream_port: int, ca_file: str, token: str | None = None, connect_timeout: float = 10):
         self.upstream = (upstream_host, upstream_port)
         self.token = token
+        self.connect_timeout = connect_timeout
         self.ctx = ssl.create_default_context(cafile=ca_file)
         self.requests: list[tuple[float, str, str]] = []  # (time.monotonic(), method, path)
         self.lock = threading.Lock()
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self.closing = False
-        self.conns: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
+        self._loop = asyncio.new_event_loop()
+        self._loop.set_exception_handler(lambda _loop, _context: None)  # a client gone mid-way is no news
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._loop.run_until_complete, args=(self._main(),), name=f"proxy-{self.port}", daemon=True)
+        self._thread.start()
+        if not self._started.wait(10):
+            raise RuntimeError("the counting proxy did not start")
 
-    def _accept(self):
-        while not self.closing:
-            try:
-                client, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+    async def _main(self):
+        self._stop = asyncio.Event()
+        self._conns: set[asyncio.Task] = set()
+        server = await asyncio.start_server(self._serve, sock=self.sock, limit=self.HEAD_LIMIT)
+        self._started.set()
+        await self._stop.wait()
+        server.close()
+        for task in list(self._conns):
+            task.cancel()
+        await asyncio.gather(*self._conns, return_exceptions=True)
+        await asyncio.sleep(0)  # lets the aborted transports finish closing their sockets
 
-    def _serve(self, client: socket.socket):
+    async def _serve(self, client_in: asyncio.StreamReader, client_out: asyncio.StreamWriter):
+        task = asyncio.current_task()
+        self._conns.add(task)
+        upstream_out = None
         try:
-            raw = socket.create_connection(self.upstream, timeout=30)
-            upstream = self.ctx.wrap_socket(raw, server_hostname=self.upstream[0])
-            upstream.settimeout(None)
-        except OSError:
-            client.close()
-            return
-        with self.lock:
-            self.conns += [client, upstream]
-        threading.Thread(target=self._pump_responses, args=(upstream, client), daemon=True).start()
-        try:
-            self._pump_requests(client, upstream)
-        except OSError:
+            upstream_in, upstream_out = await asyncio.wait_for(
+                asyncio.open_connection(*self.upstream, ssl=self.ctx, server_hostname=self.upstream[0], limit=self.HEAD_LIMIT),
+                self.connect_timeout)
+            directions = [asyncio.create_task(self._requests(client_in, upstream_out)),
+                          asyncio.create_task(self._relay(upstream_in, client_out))]
+            # Either side closing ends the connection (HTTP clients do not half-close).
+            _, pending = await asyncio.wait(directions, return_when=asyncio.FIRST_COMPLETED)
+            for d in pending:
+                d.cancel()
+            await asyncio.gather(*directions, return_exceptions=True)
+        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
             pass
         finally:
-            for s in (client, upstream):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-                s.close()
+            writers = [w for w in (client_out, upstream_out) if w is not None]
+            for w in writers:
+                w.close()  # sends what is still buffered, then TLS's close_notify upstream
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.gather(*(w.wait_closed() for w in writers)), 2)
+            for w in writers:
+                w.transport.abort()  # no-op for those already closed
+            self._conns.discard(task)
 
-    def _pump_responses(self, upstream, client):
-        try:
-            while chunk := upstream.recv(65536):
-                client.sendall(chunk)
-        except OSError:
-            pass
-        finally:
-            with contextlib.suppress(OSError):
-                client.shutdown(socket.SHUT_RDWR)
+    @staticmethod
+    async def _relay(src: asyncio.StreamReader, dst: asyncio.StreamWriter):
+        while chunk := await src.read(65536):
+            dst.write(chunk)
+            await dst.drain()
 
-    def _pump_requests(self, client, upstream):
-        buf = b""
-
-        def fill() -> bool:
-            nonlocal buf
-            data = client.recv(65536)
-            buf += data
-            return bool(data)
-
-        def forward(n: int):
-            nonlocal buf
-            while len(buf) < n:
-                if not fill():
-                    raise OSError("client closed inside a body")
-            upstream.sendall(buf[:n])
-            buf = buf[n:]
+    async def _requests(self, client: asyncio.StreamReader, upstream: asyncio.StreamWriter):
+        async def copy(n: int):
+            while n > 0:
+                data = await client.read(min(n, 65536))
+                if not data:
+                    raise asyncio.IncompleteReadError(b"", n)
+                upstream.write(data)
+                n -= len(data)
 
         while True:
-            while b"\r\n\r\n" not in buf:
-                if not fill():
-                    return
-            end = buf.index(b"\r\n\r\n") + 4
-            head = buf[:end].decode("latin-1")
-            lines = head.split("\r\n")
+            try:
+                head = await client.readuntil(b"\r\n\r\n")
+            except asyncio.IncompleteReadError:
+                return  # the client closed its connection (between requests, or inside a head)
+            lines = head.decode("latin-1").split("\r\n")
             method, path = (lines[0].split(" ") + ["", ""])[:2]
             with self.lock:
                 self.requests.append((time.monotonic(), method, path))
             headers = {l.split(":", 1)[0].strip().lower(): l.split(":", 1)[1].strip() for l in lines[1:] if ":" in l}
             if self.token and "authorization" not in headers:
-                buf = buf[: end - 2] + f"Authorization: Bearer {self.token}\r\n\r\n".encode() + buf[end:]
-                end = buf.index(b"\r\n\r\n") + 4
-            forward(end)
+                head = head[:-2] + f"Authorization: Bearer {self.token}\r\n\r\n".encode()
+            upstream.write(head)
+            if "upgrade" in headers:
+                await self._relay(client, upstream)  # after 101 Switching Protocols, no more HTTP
+                return
             if "chunked" in headers.get("transfer-encoding", "").lower():
-                while True:  # chunk-size line, data, CRLF; a 0-size chunk ends it (trailers: none expected)
-                    while b"\r\n" not in buf:
-                        if not fill():
-                            return
-                    size = int(buf[: buf.index(b"\r\n")].split(b";")[0], 16)
-                    forward(buf.index(b"\r\n") + 2 + size + 2)
+                while True:  # chunk-size line, data, CRLF; a 0-size chunk, trailers and a blank line end it
+                    line = await client.readuntil(b"\r\n")
+                    upstream.write(line)
+                    size = int(line.split(b";")[0], 16)
                     if size == 0:
+                        while (trailer := await client.readuntil(b"\r\n")) != b"\r\n":
+                            upstream.write(trailer)
+                        upstream.write(b"\r\n")
                         break
-            elif int(headers.get("content-length", "0") or 0) > 0:
-                forward(int(headers["content-length"]))
+                    await copy(size + 2)
+            else:
+                await copy(int(headers.get("content-length", "0") or 0))
+            await upstream.drain()
 
     def since(self, t0: float, t1: float | None = None) -> list[tuple[float, str, str]]:
         with self.lock:
             return [r for r in self.requests if r[0] >= t0 and (t1 is None or r[0] < t1)]
 
-    def close(self):
-        self.closing = True
-        with contextlib.suppress(OSError):
-            self.sock.close()
-        with self.lock:
-            for s in self.conns:
-                with contextlib.suppress(OSError):
-                    s.close()
+    def close(self, timeout: float = 5):
+        """Closes the listening socket and every connection; returns within `timeout` seconds."""
+        if self._thread.is_alive():
+            with contextlib.suppress(RuntimeError):  # the loop already ended
+                self._loop.call_soon_threadsafe(self._stop.set)
+            self._thread.join(timeout)
+        if not self._thread.is_alive() and not self._loop.is_closed():
+            self._loop.close()
 
 
 # --- kompi local clusters -------------------------------------------------------------------------

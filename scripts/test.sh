@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the tests need and runs every test: unit, golden and property tests of the pure core;
+# Installs what the tests need and runs every test: unit tests of the benchmarks' helpers; unit, golden
+# and property tests of the pure core;
 # real sshd, Open MPI and network namespaces (kompi init, the local cluster); then, on the project's
 # own single-node Kubernetes (testbed/), the hostfile watcher against a real API server and the
 # end-to-end suite. Run as root on Debian bookworm. Slow setup is cached, so a warm run is quick: the
@@ -16,6 +17,9 @@ step() { echo "== [$((SECONDS - started))s] $*" >&2; }
 
 step "installing dependencies (Debian packages, the testbed's Kubernetes binaries, a test user)"
 scripts/install-deps.sh test
+
+step "unit tests of the benchmarks' helpers (counting proxy, timeouts, signals)"
+python3 -m unittest discover -s bench -p 'test_*.py'
 
 step "building kompi (release, for the runtime image) and the example MPI programs"
 cargo build --release --quiet -p kompi
