@@ -1,8 +1,9 @@
 """Shared helpers of kompi's benchmarks (Python 3.11 standard library only).
 
-Statistics and tables, the machine's load, subprocess timing, cleanup that also runs on SIGTERM,
-a minimal Kubernetes API client (the testbed's admin kubeconfig, read through `kubectl config view`),
-and a request-counting HTTP -> HTTPS proxy for the API server.
+Statistics and tables, the machine's load, commands with timeouts and their timing, phases (parts of
+a benchmark with a time budget, that may fail without ending the run), cleanup that also runs, to its
+end, on SIGTERM and Ctrl-C, a minimal Kubernetes API client (the testbed's admin kubeconfig, read
+through `kubectl config view`), and a request-counting HTTP -> HTTPS proxy for the API server.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 TESTBED_KUBECONFIG = "/tmp/kompi-testbed/kubeconfig"
+# Seconds an API request may wait for each read or write.
+API_TIMEOUT = 30
 
 
 # --- output -------------------------------------------------------------------------------------
@@ -111,12 +114,39 @@ def example_bin(name: str) -> str:
     return str(path)
 
 
-def run(cmd: list[str], *, check: bool = True, timeout: float = 600, **kw) -> subprocess.CompletedProcess:
-    """Runs cmd with its output captured; on failure raises with what it printed."""
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
+# Every command a benchmark runs gets a timeout: this one unless it says otherwise.
+COMMAND_TIMEOUT = 120
+
+
+def run(cmd: list[str], *, check: bool = True, timeout: float = COMMAND_TIMEOUT, input: str | None = None,
+        abort: threading.Event | None = None, **kw) -> subprocess.CompletedProcess:
+    """Runs cmd with its output captured. After `timeout` seconds, or as soon as `abort` is set (by
+    another thread), the child gets SIGTERM (SIGKILL 2 s later) and subprocess.TimeoutExpired is
+    raised; so it is when the benchmark is interrupted, which then carries on. On failure (check)
+    raises with what it printed."""
+    deadline = time.monotonic() + timeout
+    stdin = subprocess.PIPE if input is not None else subprocess.DEVNULL
+    with subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw) as p:
+        try:
+            while True:
+                # communicate() may be called again after a timeout without losing output: short
+                # slices let `abort` be noticed.
+                left = deadline - time.monotonic()
+                try:
+                    out, err = p.communicate(input, timeout=max(0.0, min(left, 0.2) if abort else left))
+                    break
+                except subprocess.TimeoutExpired:
+                    if time.monotonic() >= deadline or (abort is not None and abort.is_set()):
+                        raise
+        except BaseException as e:
+            stop_process(p, grace=2)
+            if isinstance(e, subprocess.TimeoutExpired):
+                why = "was stopped" if abort is not None and abort.is_set() else f"timed out after {timeout:g} s"
+                raise subprocess.TimeoutExpired(cmd, timeout, output=f"{os.path.basename(cmd[0])} {' '.join(cmd[1:3])} … {why}") from None
+            raise
     if check and p.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} exited with {p.returncode}:\n{p.stdout}{p.stderr}")
-    return p
+        raise RuntimeError(f"{' '.join(cmd)} exited with {p.returncode}:\n{out}{err}")
+    return subprocess.CompletedProcess(cmd, p.returncode, out, err)
 
 
 def timed(cmd: list[str], **kw) -> tuple[float, subprocess.CompletedProcess]:
@@ -126,33 +156,153 @@ def timed(cmd: list[str], **kw) -> tuple[float, subprocess.CompletedProcess]:
     return time.monotonic() - t0, p
 
 
+def stop_process(p: subprocess.Popen, grace: float = 5) -> None:
+    """SIGTERM, then SIGKILL after `grace` seconds: only the process we started, by its pid."""
+    with cleanup_section():
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(grace)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+# --- ending on SIGTERM, SIGHUP and Ctrl-C ---------------------------------------------------------
+#
+# The first signal raises KeyboardInterrupt in the main thread, so every `finally`, ExitStack and
+# `with` block cleans up. Cleanup itself is not cut short: a signal that arrives inside a cleanup
+# section (and every later signal) is only noted, and the interruption is raised when it ends.
+
+_stopping = threading.Event()
+_signal_name = ""
+_cleanup_depth = 0
+
+
+def stopping() -> bool:
+    """True once a signal asked the benchmark to end: cleanup then skips what only a next run needs."""
+    return _stopping.is_set()
+
+
+def _note(msg: str) -> None:
+    # os.write, not print: a signal handler may run while the main thread is inside a print.
+    os.write(2, f"[{time.strftime('%H:%M:%S')}] {msg}\n".encode())
+
+
+def _on_signal(signum, _frame):
+    global _signal_name
+    name = signal.Signals(signum).name
+    if _stopping.is_set():
+        _note(f"{name}: already ending, cleaning up")
+        return
+    _signal_name = name
+    _stopping.set()
+    if _cleanup_depth == 0:
+        raise KeyboardInterrupt(name)
+    _note(f"{name}: ending once this cleanup step is done")
+
+
 def install_signal_handlers() -> None:
-    """SIGTERM and SIGHUP end the script like Ctrl-C does, so every `finally` and ExitStack cleans up."""
-    def stop(signum, _frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGHUP, stop)
+    for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(s, _on_signal)
+
+
+@contextlib.contextmanager
+def cleanup_section():
+    """A block that a signal does not cut short; the interruption is raised when the outermost such
+    block ends (unless it ends with an exception already, which then carries on)."""
+    global _cleanup_depth
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals are handled in the main thread only
+        return
+    _cleanup_depth += 1
+    try:
+        yield
+    finally:
+        _cleanup_depth -= 1
+    if _cleanup_depth == 0 and _stopping.is_set():
+        raise KeyboardInterrupt(_signal_name)
+
+
+class Cleanup(contextlib.ExitStack):
+    """An ExitStack whose callbacks all run to their end, even when a signal arrives meanwhile."""
+
+    def __exit__(self, *exc):
+        with cleanup_section():
+            return super().__exit__(*exc)
 
 
 def main_guard(main) -> None:
     """Runs main(); interrupted or failed, the cleanup registered in it has run by the time we exit."""
     install_signal_handlers()
     try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        log("interrupted; cleaned up")
+        status = main()
+    except KeyboardInterrupt as e:
+        log(f"interrupted ({e}); cleaned up")
         sys.exit(130)
+    sys.exit(status)
 
 
-def stop_process(p: subprocess.Popen, grace: float = 5) -> None:
-    """SIGTERM, then SIGKILL after `grace` seconds: only the process we started, by its pid."""
-    if p.poll() is None:
-        p.terminate()
+# --- phases: parts of a benchmark with a time budget, that may fail without ending the run ---------
+
+class PhaseTimeout(TimeoutError):
+    pass
+
+
+class Phase:
+    """One part of a benchmark. Its figures accumulate in `figures` as they are measured, so a phase
+    that runs out of time or fails still prints what it measured and says why it stopped (`note()`),
+    and the benchmark goes on with its next phase."""
+
+    def __init__(self, title: str, budget: float):
+        self.title, self.budget = title, budget
+        self.figures: dict = {}
+        self.error: str | None = None
+        self.deadline = float("inf")
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def timeout(self, seconds: float) -> float:
+        """A wait of at most `seconds` that also ends with the phase's budget."""
+        return max(0.0, min(seconds, self.left()))
+
+    def check(self, doing: str = "") -> None:
+        if self.left() <= 0:
+            raise PhaseTimeout(f"out of its {self.budget:.0f} s budget" + (f" while {doing}" if doing else ""))
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(self.timeout(seconds))
+        self.check()
+
+    def run(self, fn, *args) -> "Phase":
+        """fn(self, *args). An exception ends the phase, not the benchmark (an interruption does)."""
+        log(self.title)
+        self.deadline = time.monotonic() + self.budget
         try:
-            p.wait(grace)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+            fn(self, *args)
+        except Exception as e:  # noqa: BLE001 - reported under the phase's table; the next phase runs
+            timed_out = isinstance(e, (TimeoutError, subprocess.TimeoutExpired))
+            self.error = f"{'timed out' if timed_out else 'failed'}: {describe(e)}"
+            details = str(e).strip().split("\n", 1)[1:]  # e.g. a log's last lines: stderr only
+            log(f"{self.title} {self.error}" + "".join(f"\n{d}" for d in details))
+        return self
+
+    def skip(self, why: str) -> "Phase":
+        self.error = f"not run: {why}"
+        return self
+
+    def note(self) -> str:
+        """The line under the phase's table when it did not finish, else ""."""
+        return "" if self.error is None else f"**{self.error}** (any figures above were measured before it stopped)"
+
+
+def describe(e: BaseException) -> str:
+    """One line that says what went wrong."""
+    if isinstance(e, subprocess.TimeoutExpired) and isinstance(e.output, str) and e.output:
+        return e.output
+    text = (str(e) or type(e).__name__).strip()
+    return text.splitlines()[0][:300] if text else type(e).__name__
 
 
 def proc_memory_kib(pid: int) -> dict[str, int]:
@@ -250,14 +400,19 @@ class Kube:
         os.chmod(path, 0o600)
         return path
 
-    def _conn(self) -> http.client.HTTPSConnection:
+    def _conn(self, timeout: float) -> http.client.HTTPSConnection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = http.client.HTTPSConnection(self.host, self.port, context=self.ctx, timeout=60)
+            conn = http.client.HTTPSConnection(self.host, self.port, context=self.ctx, timeout=timeout)
             self._local.conn = conn
+        conn.timeout = timeout  # for the next connect
+        if conn.sock is not None:
+            conn.sock.settimeout(timeout)
         return conn
 
-    def request(self, method: str, path: str, body=None, content_type: str = "application/json", ok=(200, 201, 202)):
+    def request(self, method: str, path: str, body=None, content_type: str = "application/json", ok=(200, 201, 202),
+                timeout: float = API_TIMEOUT):
+        """One request; each read and write waits at most `timeout` seconds (then TimeoutError)."""
         headers = {"Accept": "application/json"}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
@@ -266,18 +421,20 @@ class Kube:
             data = json.dumps(body).encode()
             headers["Content-Type"] = content_type
         for attempt in (1, 2):
-            conn = self._conn()
+            conn = self._conn(timeout)
             try:
                 conn.request(method, path, data, headers)
                 resp = conn.getresponse()
                 text = resp.read().decode()
                 break
-            except (http.client.HTTPException, OSError):
-                # A keep-alive connection the server closed: reconnect once.
+            except (http.client.HTTPException, OSError) as e:
                 conn.close()
                 self._local.conn = None
+                if isinstance(e, TimeoutError):
+                    raise TimeoutError(f"{method} {path}: the API server did not answer within {timeout:g} s") from None
                 if attempt == 2:
                     raise
+                # else a keep-alive connection the server had closed: reconnect once.
         if ok is not None and resp.status not in ok:
             raise ApiError(method, path, resp.status, text)
         return resp.status, (json.loads(text) if text.startswith("{") else text)
@@ -292,24 +449,26 @@ class Kube:
     def create(self, path: str, obj: dict):
         return self.request("POST", path, obj)[1]
 
-    def delete(self, path: str, grace: int | None = None, propagation: str | None = "Background"):
+    def delete(self, path: str, grace: int | None = None, propagation: str | None = "Background", timeout: float = API_TIMEOUT):
         body = {"kind": "DeleteOptions", "apiVersion": "v1"}
         if grace is not None:
             body["gracePeriodSeconds"] = grace
         if propagation:
             body["propagationPolicy"] = propagation
-        return self.request("DELETE", path, body, ok=(200, 202, 404))[0] != 404
+        return self.request("DELETE", path, body, ok=(200, 202, 404), timeout=timeout)[0] != 404
 
     def merge_patch(self, path: str, patch: dict):
         return self.request("PATCH", path, patch, content_type="application/merge-patch+json")[1]
 
     def alive(self, timeout: float = 5) -> bool:
+        conn = http.client.HTTPSConnection(self.host, self.port, context=self.ctx, timeout=timeout)
         try:
-            conn = http.client.HTTPSConnection(self.host, self.port, context=self.ctx, timeout=timeout)
             conn.request("GET", "/readyz")
             return conn.getresponse().status == 200
-        except OSError:
+        except (OSError, http.client.HTTPException):
             return False
+        finally:
+            conn.close()
 
     # Namespaces: every benchmark works in namespaces of its own and deletes them at the end.
     def create_namespace(self, prefix: str) -> str:
@@ -329,8 +488,11 @@ class Kube:
 
     def delete_namespace(self, name: str) -> None:
         log(f"deleting namespace {name} (the namespace controller finishes in the background)")
-        with contextlib.suppress(Exception):
-            self.delete(f"/api/v1/namespaces/{name}", propagation=None)
+        with cleanup_section():
+            try:
+                self.delete(f"/api/v1/namespaces/{name}", propagation=None, timeout=10)
+            except Exception as e:  # noqa: BLE001 - the run's figures still count; say what is left behind
+                log(f"could not delete namespace {name} ({describe(e)}): `kubectl delete namespace {name}` removes it")
 
     def issue_token(self, namespace: str, account: str, seconds: int = 7200) -> str:
         req = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": seconds}}
@@ -534,7 +696,7 @@ class LocalCluster:
 
     def __enter__(self) -> "LocalCluster":
         try:
-            self.up_seconds, _ = timed(self.cmd("up", self.name, "--workers", str(self.nodes - 1)), timeout=300)
+            self.up_seconds, _ = timed(self.cmd("up", self.name, "--workers", str(self.nodes - 1)))
             self.status = json.loads(run(self.cmd("status", self.name, "-o", "json")).stdout)
         except BaseException:
             self.__exit__(None, None, None)
@@ -548,16 +710,17 @@ class LocalCluster:
     def down(self) -> float:
         """Removes the cluster; returns how long `kompi local down` took (NaN if it failed)."""
         try:
-            seconds, _ = timed(self.cmd("down", self.name), timeout=300)
+            seconds, _ = timed(self.cmd("down", self.name))
             return seconds
         except Exception as e:  # noqa: BLE001 - reported, and the state dir is removed below anyway
             log(f"kompi local down {self.name} failed: {e}")
             return float("nan")
 
     def __exit__(self, *exc) -> None:
-        self.down()
-        if self._tmp is not None:
-            self._tmp.cleanup()
+        with cleanup_section():
+            self.down()
+            if self._tmp is not None:
+                self._tmp.cleanup()
 
     @property
     def master_pid(self) -> int:

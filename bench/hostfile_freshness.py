@@ -26,6 +26,10 @@ so they stay unscheduled and untouched, and their Ready condition is set through
 4. Memory: VmRSS and VmHWM (peak) of a sidecar following --big pods (created directly, one of them
    Ready), after its initial list and after all of them were turned Ready.
 
+Each phase has a time budget, and every command and API request a timeout: a phase that fails or
+runs out of time says so under its table, and the next one runs. SIGTERM or Ctrl-C end the run within
+seconds, after stopping the sidecars and kubectl and deleting the namespace.
+
 Needs the testbed (testbed/testbed.sh up; KUBECONFIG defaults to /tmp/kompi-testbed/kubeconfig),
 kubectl, target/release/kompi.
 """
@@ -42,8 +46,8 @@ import threading
 import time
 from pathlib import Path
 
-from benchlib import (CountingProxy, DirWatch, Kube, header, kompi_bin, loadavg, log, main_guard, median, ms, p99,
-                      proc_memory_kib, run, sec, stop_process, table, testbed_kube)
+from benchlib import (Cleanup, CountingProxy, DirWatch, Kube, Phase, describe, header, kompi_bin, loadavg, log, main_guard, median, ms,
+                      p99, proc_memory_kib, run, sec, stop_process, table, testbed_kube)
 
 CLUSTER = "hf"
 COLUMNS = ["change", "samples", "median", "p99", "max", "median from request", "p99 from request"]
@@ -62,7 +66,7 @@ def pod_spec() -> dict:
 
 class Bench:
     def __init__(self, kube: Kube, stack: contextlib.ExitStack, args):
-        self.kube, self.stack, self.args = kube, stack, args
+        self.kube, self.args = kube, args
         self.kompi = kompi_bin()
         tmp = tempfile.TemporaryDirectory(prefix="kompi-bench-hf-")
         stack.callback(tmp.cleanup)
@@ -118,21 +122,29 @@ class Bench:
             if all(n in have for n in names):
                 return
             if time.monotonic() > deadline:
-                raise RuntimeError(f"pods missing after {timeout} s: {sorted(set(names) - have)}")
+                raise TimeoutError(f"pods missing after {timeout:.0f} s: {sorted(set(names) - have)}")
             time.sleep(0.1)
 
-    def sidecar(self, cluster: str, workers: int, output: Path, kubeconfig: str, log_name: str) -> subprocess.Popen:
-        """`kompi hostfile` with the arguments of the rendered master pod, the output moved here."""
+    def sidecar(self, stack: contextlib.ExitStack, cluster: str, workers: int, output: Path, kubeconfig: str, log_name: str) -> subprocess.Popen:
+        """`kompi hostfile` with the arguments of the rendered master pod, the output moved here;
+        stopped when `stack` ends."""
         pod = self.render(cluster, workers, f"Pod/{cluster}-master")[0]
         container = next(c for c in pod["spec"]["containers"] if c["name"] == "hostfile")
         args = [a for a in container["args"] if not a.startswith("--output=")] + [f"--output={output}"]
         output.parent.mkdir(parents=True, exist_ok=True)
         log_file = open(self.dir / log_name, "w")
-        self.stack.callback(log_file.close)
+        stack.callback(log_file.close)
         p = subprocess.Popen([self.kompi, *args], stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
                              env={**os.environ, "KUBECONFIG": kubeconfig, "POD_NAMESPACE": self.ns, "KOMPI_LOG": "info"})
-        self.stack.callback(stop_process, p)
+        stack.callback(stop_process, p)
         return p
+
+    def sidecar_log(self, log_name: str, lines: int = 5) -> str:
+        return "\n".join((self.dir / log_name).read_text().splitlines()[-lines:])
+
+    def check_running(self, p: subprocess.Popen, log_name: str) -> None:
+        if p.poll() is not None:
+            raise RuntimeError(f"the sidecar exited with status {p.returncode}\nthe end of its log:\n{self.sidecar_log(log_name)}")
 
     # --- changes ----------------------------------------------------------------------------------
 
@@ -159,173 +171,225 @@ def hosts(path: Path) -> list[str]:
         return []
 
 
-def freshness(b: Bench) -> dict:
+def freshness(phase: Phase, b: Bench) -> None:
     """Phase 1: pods turned Ready, unready, deleted; times until the hostfile shows it."""
+    f = phase.figures
+    f.update(added=[], removed=[], deleted=[], timeouts=0, loads=[loadavg()])
     out = b.dir / "direct" / "hostfile"
     kubeconfig = b.kube.token_kubeconfig(str(b.dir / "sa.kubeconfig"), b.token, b.ns)
-    sidecar = b.sidecar(CLUSTER, b.args.workers, out, kubeconfig, "sidecar-direct.log")
-    watch = DirWatch(str(out.parent))
-    b.stack.callback(watch.close)
-    if watch.wait_until(lambda: hosts(out) == [f"{CLUSTER}-master"], 60) is None:
-        raise RuntimeError(f"the sidecar wrote no hostfile; its log:\n{(b.dir / 'sidecar-direct.log').read_text()}")
-    host = lambda i: f"{CLUSTER}-worker-{i}.{CLUSTER}"
-    added, removed, deleted, timeouts = [], [], [], 0
-    load0 = loadavg()
-    for n in range(b.args.changes):
-        i = n % b.args.workers
-        for ready, samples in ((True, added), (False, removed)):
-            t = b.measure(watch, lambda: b.set_status(f"{CLUSTER}-worker-{i}", ready), lambda: (host(i) in hosts(out)) == ready)
+    with Cleanup() as stack:
+        log_name = "sidecar-direct.log"
+        sidecar = b.sidecar(stack, CLUSTER, b.args.workers, out, kubeconfig, log_name)
+        watch = DirWatch(str(out.parent))
+        stack.callback(watch.close)
+        if watch.wait_until(lambda: hosts(out) == [f"{CLUSTER}-master"], phase.timeout(60)) is None:
+            b.check_running(sidecar, log_name)
+            raise TimeoutError(f"the sidecar wrote no hostfile within 60 s\nthe end of its log:\n{b.sidecar_log(log_name)}")
+        host = lambda i: f"{CLUSTER}-worker-{i}.{CLUSTER}"
+
+        def sample(samples: list, change, predicate) -> None:
+            t = b.measure(watch, change, predicate, timeout=phase.timeout(60))
             if t is None:
-                timeouts += 1
+                f["timeouts"] += 1
+                b.check_running(sidecar, log_name)
             else:
                 samples.append(t)
-    load1 = loadavg()
-    for n in range(b.args.deletions):
-        i = n % b.args.workers
-        name = f"{CLUSTER}-worker-{i}"
-        b.wait_for_pods([name])  # the StatefulSet's replacement of an earlier deletion
-        b.set_status(name, True)
-        if watch.wait_until(lambda: host(i) in hosts(out), 60) is None:
-            timeouts += 1
-            continue
-        t = b.measure(watch, lambda: b.kube.delete(f"{b.pods}/{name}"), lambda: host(i) not in hosts(out))
-        if t is None:
-            timeouts += 1
-        else:
-            deleted.append(t)
-    load2 = loadavg()
-    mem = proc_memory_kib(sidecar.pid)
-    stop_process(sidecar)
-    return {"added": added, "removed": removed, "deleted": deleted, "timeouts": timeouts, "loads": (load0, load1, load2), "mem": mem}
+
+        for n in range(b.args.changes):
+            phase.check(f"turning pods Ready and unready ({n} of {b.args.changes} done)")
+            i = n % b.args.workers
+            for ready, samples in ((True, f["added"]), (False, f["removed"])):
+                sample(samples, lambda: b.set_status(f"{CLUSTER}-worker-{i}", ready), lambda: (host(i) in hosts(out)) == ready)
+        f["loads"].append(loadavg())
+        for n in range(b.args.deletions):
+            phase.check(f"deleting Ready pods ({n} of {b.args.deletions} done)")
+            i = n % b.args.workers
+            name = f"{CLUSTER}-worker-{i}"
+            b.wait_for_pods([name], phase.timeout(60))  # the StatefulSet's replacement of an earlier deletion
+            b.set_status(name, True)
+            if watch.wait_until(lambda: host(i) in hosts(out), phase.timeout(60)) is None:
+                f["timeouts"] += 1
+                b.check_running(sidecar, log_name)
+                continue
+            sample(f["deleted"], lambda: b.kube.delete(f"{b.pods}/{name}"), lambda: host(i) not in hosts(out))
+        f["loads"].append(loadavg())
+        f["mem"] = proc_memory_kib(sidecar.pid)
+
+
+# kube-openmpi's updater runs kubectl without a timeout; here each call gets one, so that a call that
+# hangs shows as a failure in the idle figures instead of stopping the updater.
+KUBECTL_TIMEOUT = 30
 
 
 class KubeOpenmpiUpdater:
     """kube-openmpi's hostfile-updater container: gen_hostfile.sh with max_try 1, then `sleep 15`,
     with real kubectl calls (a HOME of its own keeps kubectl's discovery cache between calls, as the
-    container's does)."""
+    container's does). Stopped, its kubectl included, when `stack` ends."""
 
-    def __init__(self, b: Bench, kubeconfig: str, output: Path, period: float = 15):
+    def __init__(self, b: Bench, stack: contextlib.ExitStack, kubeconfig: str, output: Path, period: float = 15):
         self.b, self.kubeconfig, self.output, self.period = b, kubeconfig, output, period
         self.home = b.dir / "kubectl-home"
-        self.home.mkdir()
+        self.home.mkdir(exist_ok=True)
         self.stop = threading.Event()
-        self.errors: list[str] = []
         self.calls: list[float] = []  # time.monotonic() of each kubectl invocation
-        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.failures: list[tuple[float, str]] = []  # (when the call started, what went wrong)
+        self.thread = threading.Thread(target=self._loop, name="kube-openmpi-updater", daemon=True)
         self.thread.start()
-        b.stack.callback(self.close)
+        stack.callback(self.close)
 
-    def kubectl(self, *args: str) -> str:
-        self.calls.append(time.monotonic())
-        p = run(["kubectl", "--kubeconfig", self.kubeconfig, "-n", self.b.ns, *args], check=False, env={**os.environ, "HOME": str(self.home)})
+    def kubectl(self, *args: str) -> str | None:
+        """kubectl's output, or None when it failed or timed out (noted in `failures`)."""
+        started = time.monotonic()
+        self.calls.append(started)
+        try:
+            p = run(["kubectl", "--kubeconfig", self.kubeconfig, "-n", self.b.ns, *args], check=False, timeout=KUBECTL_TIMEOUT,
+                    abort=self.stop, env={**os.environ, "HOME": str(self.home)})
+        except subprocess.TimeoutExpired as e:
+            if not self.stop.is_set():
+                self.failures.append((started, describe(e)))
+            return None
         if p.returncode != 0:
-            self.errors.append(p.stderr.strip())
+            self.failures.append((started, p.stderr.strip()[:200] or f"kubectl exited with {p.returncode}"))
+            return None
         return p.stdout
 
     def _loop(self):
         while not self.stop.is_set():
             self.kubectl("get", "statefulsets", f"{CLUSTER}-worker", "-o", "jsonpath={.status.replicas}")
             names = self.kubectl("get", "pod", f"--selector=app.kubernetes.io/instance={CLUSTER},app.kubernetes.io/component=worker",
-                                 "--field-selector=status.phase=Running", "-o=jsonpath={.items[*].metadata.name}").split()
-            tmp = self.output.with_name(self.output.name + "_new")
-            tmp.write_text("".join(f"{n}.{CLUSTER}\n" for n in names))
-            tmp.rename(self.output)
+                                 "--field-selector=status.phase=Running", "-o=jsonpath={.items[*].metadata.name}")
+            if names is not None:
+                tmp = self.output.with_name(self.output.name + "_new")
+                tmp.write_text("".join(f"{n}.{CLUSTER}\n" for n in names.split()))
+                tmp.rename(self.output)
             self.stop.wait(self.period)
 
+    def failures_between(self, t0: float, t1: float) -> list[str]:
+        return [why for t, why in self.failures if t0 <= t < t1]
+
     def close(self):
-        self.stop.set()
-        self.thread.join(60)
+        self.stop.set()  # also stops a kubectl that is running (run's abort)
+        self.thread.join(5)
 
 
-def idle_requests(b: Bench) -> dict:
-    """Phase 2: requests of an idle sidecar and of kube-openmpi's updater, through counting proxies."""
+def idle_requests(phase: Phase, b: Bench, stack: contextlib.ExitStack) -> None:
+    """Phase 2: requests of an idle sidecar and of kube-openmpi's updater, through counting proxies.
+    The sidecar and the updater keep running until `stack` ends (phase 3 uses the updater)."""
+    f = phase.figures
     kompi_proxy = CountingProxy(b.kube.host, b.kube.port, b.kube.ca_file)
-    b.stack.callback(kompi_proxy.close)
+    stack.callback(kompi_proxy.close)
     openmpi_proxy = CountingProxy(b.kube.host, b.kube.port, b.kube.ca_file, token=b.openmpi_token)
-    b.stack.callback(openmpi_proxy.close)
+    stack.callback(openmpi_proxy.close)
     out = b.dir / "proxied" / "hostfile"
     kubeconfig = b.kube.token_kubeconfig(str(b.dir / "sa-proxied.kubeconfig"), b.token, b.ns, server=kompi_proxy.url)
     t_start = time.monotonic()
-    sidecar = b.sidecar(CLUSTER, b.args.workers, out, kubeconfig, "sidecar-proxied.log")
-    (b.dir / "kube-openmpi").mkdir()
+    log_name = "sidecar-proxied.log"
+    sidecar = b.sidecar(stack, CLUSTER, b.args.workers, out, kubeconfig, log_name)
+    (b.dir / "kube-openmpi").mkdir(exist_ok=True)
     openmpi_out = b.dir / "kube-openmpi" / "hostfile"
-    updater = KubeOpenmpiUpdater(b, b.kube.token_kubeconfig(str(b.dir / "openmpi.kubeconfig"), b.openmpi_token, b.ns, server=openmpi_proxy.url), openmpi_out)
-    deadline = time.monotonic() + 60
+    openmpi_kubeconfig = b.kube.token_kubeconfig(str(b.dir / "openmpi.kubeconfig"), b.openmpi_token, b.ns, server=openmpi_proxy.url)
+    updater = KubeOpenmpiUpdater(b, stack, openmpi_kubeconfig, openmpi_out)
+    f.update(updater=updater, openmpi_out=openmpi_out)
+    deadline = time.monotonic() + phase.timeout(60)
     while not (out.exists() and openmpi_out.exists()):
-        if time.monotonic() > deadline or sidecar.poll() is not None:
-            raise RuntimeError(f"no hostfile through the proxy; sidecar log:\n{(b.dir / 'sidecar-proxied.log').read_text()}\nkubectl: {updater.errors}")
+        b.check_running(sidecar, log_name)
+        if time.monotonic() > deadline:
+            missing = " and ".join(n for n, p in (("the sidecar's", out), ("kube-openmpi's", openmpi_out)) if not p.exists())
+            raise TimeoutError(f"no hostfile through the proxies within 60 s: {missing} is missing\n"
+                               f"the end of the sidecar's log:\n{b.sidecar_log(log_name)}\nkubectl's last failures: {[w for _, w in updater.failures][-3:]}")
         time.sleep(0.1)
-    time.sleep(2)
+    phase.sleep(2)
     t0 = time.monotonic()
-    load0 = loadavg()
+    f["loads"] = [loadavg()]
     log(f"counting API requests for {b.args.idle_minutes} idle minutes")
-    time.sleep(b.args.idle_minutes * 60)
+    while (left := t0 + b.args.idle_minutes * 60 - time.monotonic()) > 0:
+        phase.sleep(min(1.0, left))
+        b.check_running(sidecar, log_name)
+        if not updater.thread.is_alive():
+            raise RuntimeError("kube-openmpi's updater stopped")
     t1 = time.monotonic()
-    calls = len([c for c in updater.calls if t0 <= c < t1])
-    return {"calls": calls, "kompi_startup": kompi_proxy.since(t_start, t0), "kompi": kompi_proxy.since(t0, t1),
-            "openmpi_startup": openmpi_proxy.since(t_start, t0), "openmpi": openmpi_proxy.since(t0, t1),
-            "minutes": (t1 - t0) / 60, "loads": (load0, loadavg()), "sidecar": sidecar, "updater": updater,
-            "openmpi_out": openmpi_out}
+    f.update(calls=len([c for c in updater.calls if t0 <= c < t1]), failed_calls=updater.failures_between(t0, t1),
+             kompi_startup=kompi_proxy.since(t_start, t0), kompi=kompi_proxy.since(t0, t1),
+             openmpi_startup=openmpi_proxy.since(t_start, t0), openmpi=openmpi_proxy.since(t0, t1),
+             minutes=(t1 - t0) / 60, sidecar_warnings="watching the worker pods failed" in (b.dir / log_name).read_text())
+    f["loads"].append(loadavg())
 
 
-def openmpi_freshness(b: Bench, updater: KubeOpenmpiUpdater, out: Path, count: int) -> dict:
+def openmpi_freshness(phase: Phase, b: Bench, updater: KubeOpenmpiUpdater, out: Path, count: int) -> None:
     """Phase 3: the same kind of changes, seen in the hostfile kube-openmpi's updater writes."""
-    watch = DirWatch(str(out.parent))
-    b.stack.callback(watch.close)
-    added, removed, timeouts = [], [], 0
-    for n in range(count):
-        i = n % b.args.workers
-        name = f"{CLUSTER}-worker-{i}"
-        line = f"{name}.{CLUSTER}"
-        # Delete (removal sample), then turn the StatefulSet's replacement Running (addition sample).
-        if line not in hosts(out):
-            b.set_status(name, True)
-            watch.wait_until(lambda: line in hosts(out), 60)
-        for samples, change, predicate in (
-            # The updater writes every 15 s: a change made right after one of its writes would always
-            # wait a whole period. A random pause samples the phase uniformly, as real changes do.
-            (removed, lambda: b.kube.delete(f"{b.pods}/{name}"), lambda: line not in hosts(out)),
-            (added, lambda: (b.wait_for_pods([name]), b.set_status(name, True)), lambda: line in hosts(out)),
-        ):
-            time.sleep(random.uniform(0, updater.period))
-            t = b.measure(watch, change, predicate, timeout=60)
-            if t is None:
-                timeouts += 1
-            else:
-                samples.append(t)
-    return {"added": added, "removed": removed, "timeouts": timeouts}
+    f = phase.figures
+    f.update(added=[], removed=[], timeouts=0)
+    with Cleanup() as stack:
+        watch = DirWatch(str(out.parent))
+        stack.callback(watch.close)
+        for n in range(count):
+            phase.check(f"{n} of {count} changes done")
+            if not updater.thread.is_alive():
+                raise RuntimeError("kube-openmpi's updater stopped")
+            i = n % b.args.workers
+            name = f"{CLUSTER}-worker-{i}"
+            line = f"{name}.{CLUSTER}"
+            if not out.exists():
+                raise RuntimeError("kube-openmpi's updater has written no hostfile")
+            # Delete (removal sample), then turn the StatefulSet's replacement Running (addition sample).
+            if line not in hosts(out):
+                b.set_status(name, True)
+                if watch.wait_until(lambda: line in hosts(out), phase.timeout(60)) is None:
+                    f["timeouts"] += 1  # a removal of a pod that is not listed would measure nothing
+                    continue
+            for samples, change, predicate in (
+                (f["removed"], lambda: b.kube.delete(f"{b.pods}/{name}"), lambda: line not in hosts(out)),
+                (f["added"], lambda: (b.wait_for_pods([name], phase.timeout(60)), b.set_status(name, True)), lambda: line in hosts(out)),
+            ):
+                # The updater writes every 15 s: a change made right after one of its writes would always
+                # wait a whole period. A random pause samples the phase uniformly, as real changes do.
+                phase.sleep(random.uniform(0, updater.period))
+                t = b.measure(watch, change, predicate, timeout=phase.timeout(60))
+                if t is None:
+                    f["timeouts"] += 1
+                else:
+                    samples.append(t)
+        f["failed_calls"] = len(updater.failures)
 
 
-def memory(b: Bench, count: int) -> dict:
+def memory(phase: Phase, b: Bench, count: int) -> None:
     """Phase 4: a sidecar following `count` worker pods."""
+    f = phase.figures
+    f["count"] = count
     labels = worker_labels(BIG)
     t = time.monotonic()
     for i in range(count):
+        if i % 50 == 0:
+            phase.check(f"creating pods ({i} of {count} created)")
         b.kube.create(b.pods, {"metadata": {"name": f"{BIG}-worker-{i}", "labels": labels}, "spec": pod_spec()})
     log(f"created {count} pods in {time.monotonic() - t:.1f} s")
     b.set_status(f"{BIG}-worker-0", True)
     out = b.dir / "big" / "hostfile"
     kubeconfig = b.kube.token_kubeconfig(str(b.dir / "sa.kubeconfig"), b.token, b.ns)
-    sidecar = b.sidecar(BIG, count, out, kubeconfig, "sidecar-big.log")
-    watch = DirWatch(str(out.parent))  # the directory exists: sidecar() made it
-    b.stack.callback(watch.close)
-    t_start = time.monotonic()
-    if watch.wait_until(lambda: f"{BIG}-worker-0.{BIG}" in hosts(out), 120) is None:
-        raise RuntimeError(f"initial list not reflected; log:\n{(b.dir / 'sidecar-big.log').read_text()}")
-    t_synced = time.monotonic() - t_start
-    time.sleep(2)
-    after_list = proc_memory_kib(sidecar.pid)
-    t = time.monotonic()
-    for i in range(1, count):
-        b.set_status(f"{BIG}-worker-{i}", True)
-    last_ack = time.monotonic()
-    flip_seconds = last_ack - t
-    seen = watch.wait_until(lambda: len(hosts(out)) == count + 1, 300)
-    time.sleep(2)
-    after_ready = proc_memory_kib(sidecar.pid)
-    stop_process(sidecar)
-    return {"count": count, "synced": t_synced, "after_list": after_list, "after_ready": after_ready,
-            "flip_seconds": flip_seconds, "lag_after_last": None if seen is None else seen - last_ack}
+    with Cleanup() as stack:
+        log_name = "sidecar-big.log"
+        sidecar = b.sidecar(stack, BIG, count, out, kubeconfig, log_name)
+        watch = DirWatch(str(out.parent))  # the directory exists: sidecar() made it
+        stack.callback(watch.close)
+        t_start = time.monotonic()
+        if watch.wait_until(lambda: f"{BIG}-worker-0.{BIG}" in hosts(out), phase.timeout(120)) is None:
+            b.check_running(sidecar, log_name)
+            raise TimeoutError(f"the initial list was not in the hostfile within 120 s\nthe end of the sidecar's log:\n{b.sidecar_log(log_name)}")
+        f["synced"] = time.monotonic() - t_start
+        phase.sleep(2)
+        f["after_list"] = proc_memory_kib(sidecar.pid)
+        t = time.monotonic()
+        for i in range(1, count):
+            if i % 50 == 0:
+                phase.check(f"turning pods Ready ({i - 1} of {count - 1} done)")
+            b.set_status(f"{BIG}-worker-{i}", True)
+        last_ack = time.monotonic()
+        f["flip_seconds"] = last_ack - t
+        seen = watch.wait_until(lambda: len(hosts(out)) == count + 1, phase.timeout(300))
+        f["lag_after_last"] = None if seen is None else seen - last_ack
+        phase.sleep(2)
+        b.check_running(sidecar, log_name)
+        f["after_ready"] = proc_memory_kib(sidecar.pid)
 
 
 def summarize(samples: list[tuple[float, float]]) -> list[str]:
@@ -335,68 +399,95 @@ def summarize(samples: list[tuple[float, float]]) -> list[str]:
     return [str(len(samples)), ms(median(acked)), ms(p99(acked)), ms(max(acked)) if acked else "n/a", ms(median(sent)), ms(p99(sent))]
 
 
-def print_freshness(f: dict, args) -> None:
+def print_note(phase: Phase) -> None:
+    if phase.note():
+        print()
+        print(phase.note())
+
+
+def print_freshness(phase: Phase, args) -> None:
+    f = phase.figures
     print(f"## freshness: API acknowledgement -> hostfile changed ({args.workers} worker pods, `kompi hostfile` on the host)")
     print()
     print(table(COLUMNS, [
-        ["pod turned Ready -> listed", *summarize(f["added"])],
-        ["pod turned unready -> removed", *summarize(f["removed"])],
-        ["Ready pod deleted -> removed", *summarize(f["deleted"])],
+        ["pod turned Ready -> listed", *summarize(f.get("added", []))],
+        ["pod turned unready -> removed", *summarize(f.get("removed", []))],
+        ["Ready pod deleted -> removed", *summarize(f.get("deleted", []))],
     ]))
+    print_note(phase)
     print()
-    print(f"timeouts: {f['timeouts']}; load before, between, after: {' | '.join(f['loads'])}; "
-          f"sidecar memory after it all: VmRSS {f['mem'].get('VmRSS')} KiB, VmHWM {f['mem'].get('VmHWM')} KiB")
+    mem = f.get("mem", {})
+    print(f"changes not seen within 60 s: {f.get('timeouts', 0)}; load before, between, after: {' | '.join(f.get('loads', []))}; "
+          f"sidecar memory after it all: VmRSS {mem.get('VmRSS', 'n/a')} KiB, VmHWM {mem.get('VmHWM', 'n/a')} KiB")
     print(flush=True)
 
 
-def print_idle(idle: dict, b: Bench) -> None:
-    mins = idle["minutes"]
-    print(f"## API requests while idle ({mins:.1f} minutes, no pod changes)")
+def print_idle(phase: Phase, idle_minutes: float) -> None:
+    f = phase.figures
+    done = "minutes" in f
+    mins = f.get("minutes", float("nan"))
+    print(f"## API requests while idle ({mins if done else idle_minutes:.1f} minutes, no pod changes)")
     print()
-    k, o = idle["kompi"], idle["openmpi"]
+    count = lambda key: len(f[key]) if done else "n/a"
+    per_minute = lambda key: f"{len(f[key]) / mins:.2f}" if done else "n/a"
     print(table(["client", "requests", "per minute", "at startup (before the window)"], [
-        ["kompi hostfile (watch)", len(k), f"{len(k) / mins:.2f}", len(idle["kompi_startup"])],
-        ["kube-openmpi updater (2 kubectl calls every 15 s)", len(o), f"{len(o) / mins:.2f}", len(idle["openmpi_startup"])],
+        ["kompi hostfile (watch)", count("kompi"), per_minute("kompi"), count("kompi_startup")],
+        ["kube-openmpi updater (2 kubectl calls every 15 s)", count("openmpi"), per_minute("openmpi"), count("openmpi_startup")],
     ]))
+    print_note(phase)
     print()
-    print(f"kube-openmpi's kubectl invocations in the window: {idle['calls']} ({idle['calls'] / mins:.2f} per minute); "
-          "each also asks for /version, and the first one runs discovery (the requests at startup)")
+    if not done:
+        print(flush=True)
+        return
+    failed = f["failed_calls"]
+    print(f"kube-openmpi's kubectl invocations in the window: {f['calls']} ({f['calls'] / mins:.2f} per minute), "
+          f"{len(failed)} of them failed or timed out; each also asks for /version, and the first one runs discovery "
+          "(the requests at startup)")
     print()
-    print("kompi's requests: " + ("; ".join(f"{method} {path[:110]}" for _, method, path in idle["kompi_startup"] + k) or "none"))
+    print("kompi's requests: " + ("; ".join(f"{method} {path[:110]}" for _, method, path in f["kompi_startup"] + f["kompi"]) or "none"))
     paths = {}
-    for _, method, path in o:
+    for _, method, path in f["openmpi"]:
         key = f"{method} {path.split('?')[0]}"
         paths[key] = paths.get(key, 0) + 1
     print("kube-openmpi's requests in the window, by path: " + "; ".join(f"{n}x {p}" for p, n in sorted(paths.items())))
-    print(f"load during the window: {idle['loads'][0]} -> {idle['loads'][1]}")
+    print(f"load during the window: {f['loads'][0]} -> {f['loads'][1]}")
     # An API server restart (the testbed cycled) makes both clients reconnect: not an idle figure.
-    if "watching the worker pods failed" in (b.dir / "sidecar-proxied.log").read_text() or idle["updater"].errors:
-        print("WARNING: the API server did not answer during the window (sidecar warnings or kubectl errors): these counts are disturbed")
+    if f["sidecar_warnings"] or failed:
+        print(f"WARNING: the API server did not answer during the window (sidecar warnings: {f['sidecar_warnings']}; "
+              f"kubectl failures: {failed[:3]}): these counts are disturbed")
     print(flush=True)
 
 
-def print_openmpi(of: dict) -> None:
+def print_openmpi(phase: Phase) -> None:
+    f = phase.figures
     print("## kube-openmpi's updater (kubectl every 15 s), same measurement, small sample")
     print()
     print(table(COLUMNS, [
-        ["pod turned Running -> listed", *summarize(of["added"])],
-        ["pod deleted -> removed", *summarize(of["removed"])],
+        ["pod turned Running -> listed", *summarize(f.get("added", []))],
+        ["pod deleted -> removed", *summarize(f.get("removed", []))],
     ]))
+    print_note(phase)
     print()
-    print(f"timeouts: {of['timeouts']} (expected: uniform over the 15 s period plus the kubectl calls, median about 7.5 s)")
+    print(f"changes not seen within 60 s: {f.get('timeouts', 0)} (expected: uniform over the 15 s period plus the kubectl "
+          f"calls, median about 7.5 s); kubectl calls failed or timed out so far: {f.get('failed_calls', 'n/a')}")
     print(flush=True)
 
 
-def print_memory(m: dict) -> None:
-    print(f"## memory of kompi hostfile following {m['count']} worker pods")
+def print_memory(phase: Phase) -> None:
+    f = phase.figures
+    count = f.get("count", "?")
+    mib = lambda key, field: f"{f[key][field] / 1024:.1f} MiB" if key in f else "n/a"
+    print(f"## memory of kompi hostfile following {count} worker pods")
     print()
     print(table(["moment", "VmRSS", "VmHWM (peak)"], [
-        [f"after the initial list ({sec(m['synced'])} from start to hostfile)", f"{m['after_list']['VmRSS'] / 1024:.1f} MiB", f"{m['after_list']['VmHWM'] / 1024:.1f} MiB"],
-        [f"after all {m['count']} turned Ready", f"{m['after_ready']['VmRSS'] / 1024:.1f} MiB", f"{m['after_ready']['VmHWM'] / 1024:.1f} MiB"],
+        [f"after the initial list ({sec(f.get('synced', float('nan')))} from start to hostfile)", mib("after_list", "VmRSS"), mib("after_list", "VmHWM")],
+        [f"after all {count} turned Ready", mib("after_ready", "VmRSS"), mib("after_ready", "VmHWM")],
     ]))
+    print_note(phase)
     print()
-    lag = "n/a (timed out)" if m["lag_after_last"] is None else ms(m["lag_after_last"])
-    print(f"{m['count'] - 1} PATCHes took {sec(m['flip_seconds'])}; the hostfile listed all {m['count']} workers {lag} after the last one was acknowledged")
+    if "flip_seconds" in f:
+        lag = "n/a (not within 300 s)" if f.get("lag_after_last") is None else ms(f["lag_after_last"])
+        print(f"{count - 1} PATCHes took {sec(f['flip_seconds'])}; the hostfile listed all {count} workers {lag} after the last one was acknowledged")
     print(flush=True)
 
 
@@ -414,24 +505,26 @@ def main() -> int:
         print("hostfile_freshness: skipped, the testbed's API server does not answer", file=sys.stderr)
         return 2
     header("hostfile_freshness: kompi hostfile against the testbed's API server")
-    with contextlib.ExitStack() as stack:
-        # Each phase's figures are printed as soon as it ends: a testbed going down later loses only the rest.
+    # Each phase has a time budget (generous: a few times what it takes on a loaded testbed); one that
+    # fails or runs out of it says so under its table, and the next phase runs. Each phase's figures
+    # are printed as soon as it ends: a testbed going down later loses only the rest.
+    with Cleanup() as stack:
         b = Bench(kube, stack, args)
         b.create_rbac()
         b.create_workers()
-        log("phase 1: freshness")
-        print_freshness(freshness(b), args)
-        log("phase 2: idle API requests")
-        idle = idle_requests(b)
-        print_idle(idle, b)
-        if args.kube_openmpi_changes:
-            log("phase 3: kube-openmpi's freshness")
-            print_openmpi(openmpi_freshness(b, idle["updater"], idle["openmpi_out"], args.kube_openmpi_changes))
-        stop_process(idle["sidecar"])
-        idle["updater"].close()
+        print_freshness(Phase("phase 1: freshness", 120 + 3 * (2 * args.changes + args.deletions)).run(freshness, b), args)
+        with Cleanup() as idle_stack:  # phase 2's sidecar and kube-openmpi's updater, which phase 3 watches
+            idle = Phase("phase 2: idle API requests", args.idle_minutes * 60 + 120).run(idle_requests, b, idle_stack)
+            print_idle(idle, args.idle_minutes)
+            if args.kube_openmpi_changes:
+                openmpi = Phase("phase 3: kube-openmpi's freshness", 120 + args.kube_openmpi_changes * 2 * (15 + 60))
+                if "updater" in idle.figures:
+                    openmpi.run(openmpi_freshness, b, idle.figures["updater"], idle.figures["openmpi_out"], args.kube_openmpi_changes)
+                else:
+                    openmpi.skip("phase 2 did not start kube-openmpi's updater")
+                print_openmpi(openmpi)
         if args.big:
-            log("phase 4: memory")
-            print_memory(memory(b, args.big))
+            print_memory(Phase("phase 4: memory", 300 + args.big).run(memory, b, args.big))
     print(f"load average at end {loadavg()}")
     return 0
 

@@ -47,8 +47,8 @@ import threading
 import time
 from pathlib import Path
 
-from benchlib import (ApiError, Kube, header, kompi_bin, loadavg, log, main_guard, median, pod_ready, ratio, run, sec, table,
-                      testbed_kube)
+from benchlib import (API_TIMEOUT, ApiError, Cleanup, Kube, describe, header, kompi_bin, loadavg, log, main_guard, median, pod_ready, ratio,
+                      run, sec, stopping, table, testbed_kube)
 
 IMAGE = "kompi/runtime:0.1.0"
 KUBECTL_IMAGE = "testbed/mpi-kubectl:check"
@@ -194,7 +194,7 @@ class Run:
                 while self.runnable is None:
                     self.probes += 1
                     t = time.monotonic()
-                    p = subprocess.run(probe, capture_output=True, text=True, timeout=30)
+                    p = run(probe, check=False, timeout=30)
                     if p.returncode == 0:
                         self.runnable = time.monotonic() - self.t0
                         self.probe_seconds = time.monotonic() - t
@@ -209,7 +209,7 @@ class Run:
                 time.sleep(0.05)
         finally:
             done.set()
-            poller.join()
+            poller.join(API_TIMEOUT + 5)
         if errors:
             raise errors[0]
         if self.flow == "kompi":
@@ -342,11 +342,14 @@ class Bench:
 
     def teardown(self) -> None:
         """Removes every run's objects and waits until the kubelet has stopped all pods, so the next
-        run starts on a quiet node. Pods get a 1 s grace period (kompi's init and sshd stop at once)."""
+        run starts on a quiet node. Pods get a 1 s grace period (kompi's init and sshd stop at once).
+        Interrupted, the benchmark skips this: deleting its namespace removes them all."""
+        if stopping():
+            return
         try:
             self._teardown()
-        except (ApiError, OSError) as e:
-            log(f"teardown failed: {e}")
+        except (ApiError, OSError, RuntimeError, subprocess.TimeoutExpired) as e:
+            log(f"teardown failed: {describe(e)}")
 
     def _teardown(self) -> None:
         ns = self.ns
@@ -359,7 +362,7 @@ class Bench:
                 if obj["metadata"]["name"].startswith("kb-"):
                     self.kube.delete(f"{path}/{obj['metadata']['name']}")
         deadline = time.monotonic() + 180
-        while pods := self.kube.get(f"/api/v1/namespaces/{ns}/pods")["items"]:
+        while not stopping() and (pods := self.kube.get(f"/api/v1/namespaces/{ns}/pods")["items"]):
             for p in pods:
                 with contextlib.suppress(ApiError):
                     self.kube.delete(f"/api/v1/namespaces/{ns}/pods/{p['metadata']['name']}", grace=1)
@@ -385,13 +388,14 @@ class Bench:
             log(f"{flow} W={workers} {tag}: ready {sec(r.ready)} (all pods Ready {sec(r.all_ready)}, {r.probes} probes, "
                 f"last refusal {r.last_refusal!r}) load {r.load}")
         except (TimeoutError, RuntimeError, ApiError, OSError, subprocess.TimeoutExpired) as e:
-            log(f"{flow} W={workers} {tag}: FAILED: {e}")
-            r.failed = str(e) or type(e).__name__
+            r.failed = describe(e)
+            log(f"{flow} W={workers} {tag}: FAILED: {r.failed}")
         finally:
-            t = time.monotonic()
-            self.teardown()
-            log(f"teardown took {time.monotonic() - t:.1f} s")
-            time.sleep(2)
+            if not stopping():
+                t = time.monotonic()
+                self.teardown()
+                log(f"teardown took {time.monotonic() - t:.1f} s")
+                time.sleep(2)
         return r
 
 
@@ -416,7 +420,7 @@ def main() -> int:
         flows.remove("kube-openmpi")
     header("kube_up: time to a ready cluster on the testbed")
     results: dict[tuple[str, int], list[Run]] = {}
-    with contextlib.ExitStack() as stack:
+    with Cleanup() as stack:
         b = Bench(kube, stack)
         if not args.no_warmup:
             for flow in flows:

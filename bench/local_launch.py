@@ -17,74 +17,103 @@ Needs root, Open MPI and sshd (scripts/install-deps.sh), target/release/kompi.
 
 import argparse
 
-from benchlib import LocalCluster, header, kompi_bin, loadavg, log, main_guard, median, ms, require_root, sec, table, timed, p99
+from benchlib import LocalCluster, Phase, header, kompi_bin, loadavg, log, main_guard, median, ms, p99, require_root, sec, table, timed
 
 TREE = []
 NO_TREE = ["--mca", "plm_rsh_no_tree_spawn", "1"]
 
 
+# An mpiexec of 32 nodes takes about 7 s on this 2-core machine; one that takes minutes is stuck.
+LAUNCH_TIMEOUT = 120
+
+
 def launch(cluster: LocalCluster, n: int, extra: list[str]) -> float:
-    seconds, p = timed(cluster.in_master(cluster.mpiexec(n, ["hostname"], extra)), timeout=300)
+    seconds, p = timed(cluster.in_master(cluster.mpiexec(n, ["hostname"], extra)), timeout=LAUNCH_TIMEOUT)
     hosts = p.stdout.split()
     if len(hosts) != n or len(set(hosts)) != n:
         raise RuntimeError(f"expected {n} distinct hostnames, got {hosts}")
     return seconds
 
 
+def launch_size(phase: Phase, n: int, reps: int) -> None:
+    f = phase.figures
+    f.update(tree=[], no_tree=[], loads=[])
+    with LocalCluster(f"kbl{n}", n) as cluster:
+        launch(cluster, n, TREE)  # warm-up: page cache, first ssh handshakes
+        for _ in range(reps):
+            phase.check()
+            f["tree"].append(launch(cluster, n, TREE))
+            f["no_tree"].append(launch(cluster, n, NO_TREE))
+            f["loads"].append(float(loadavg().split()[0]))
+    log(f"N={n}: default {sec(median(f['tree']))}, no_tree_spawn {sec(median(f['no_tree']))}")
+
+
 def launch_times(sizes: list[int], reps: int) -> None:
-    rows = []
+    rows, notes = [], []
     for n in sizes:
-        with LocalCluster(f"kbl{n}", n) as cluster:
-            launch(cluster, n, TREE)  # warm-up: page cache, first ssh handshakes
-            tree, no_tree, loads = [], [], []
-            for _ in range(reps):
-                tree.append(launch(cluster, n, TREE))
-                no_tree.append(launch(cluster, n, NO_TREE))
-                loads.append(float(loadavg().split()[0]))
-            log(f"N={n}: default {sec(median(tree))}, no_tree_spawn {sec(median(no_tree))}")
-            rows.append([n, sec(median(tree)), sec(max(tree)), sec(median(no_tree)), sec(max(no_tree)),
-                         f"{median(no_tree) / median(tree):.2f}", f"{min(loads):.1f}-{max(loads):.1f}"])
+        # Budget: the cluster's up and down, then 2 * reps + 1 launches of a few seconds each.
+        phase = Phase(f"N={n}", 600 + (2 * reps + 1) * 10 * n).run(launch_size, n, reps)
+        tree, no_tree, loads = phase.figures["tree"], phase.figures["no_tree"], phase.figures["loads"]
+        rows.append([n, sec(median(tree)), sec(max(tree, default=float("nan"))), sec(median(no_tree)), sec(max(no_tree, default=float("nan"))),
+                     f"{median(no_tree) / median(tree):.2f}" if tree and no_tree else "n/a",
+                     f"{min(loads):.1f}-{max(loads):.1f}" if loads else "n/a", len(tree)])
+        if phase.error:
+            notes.append(f"N={n}: {phase.note()}")
     print(f"## mpiexec --np N --npernode 1 hostname inside the master (median of {reps}; max beside it)")
     print()
-    print(table(["N", "kompi defaults", "max", "plm_rsh_no_tree_spawn 1", "max", "no-tree/default", "load (1 min)"], rows))
-    print()
+    print(table(["N", "kompi defaults", "max", "plm_rsh_no_tree_spawn 1", "max", "no-tree/default", "load (1 min)", "runs"], rows))
+    for note in notes:
+        print()
+        print(note)
+    print(flush=True)
 
 
-def overhead(reps: int, exec_reps: int) -> None:
-    kompi = kompi_bin()
+def measure_overhead(phase: Phase, reps: int, exec_reps: int) -> None:
+    f = phase.figures
+    f.update(k=[], h=[], ek=[], eh=[], loads=[])
     with LocalCluster("kbo", 4) as cluster:
         via_kompi = cluster.cmd("run", cluster.name, "--np", "4", "--npernode", "1", "--", "hostname")
         by_hand = cluster.in_master(cluster.mpiexec(4, ["hostname"]))
-        timed(via_kompi)  # warm-up
-        timed(by_hand)
-        k, h = [], []
-        load0 = loadavg()
+        timed(via_kompi, timeout=LAUNCH_TIMEOUT)  # warm-up
+        timed(by_hand, timeout=LAUNCH_TIMEOUT)
+        f["loads"].append(loadavg())
         for _ in range(reps):
-            k.append(timed(via_kompi)[0])
-            h.append(timed(by_hand)[0])
-        load1 = loadavg()
+            phase.check()
+            f["k"].append(timed(via_kompi, timeout=LAUNCH_TIMEOUT)[0])
+            f["h"].append(timed(by_hand, timeout=LAUNCH_TIMEOUT)[0])
+        f["loads"].append(loadavg())
         exec_kompi = cluster.cmd("exec", cluster.name, "--", "true")
         exec_hand = cluster.in_master(["true"])
-        ek, eh = [], []
         for _ in range(exec_reps):
-            ek.append(timed(exec_kompi)[0])
-            eh.append(timed(exec_hand)[0])
-        load2 = loadavg()
-    print(f"## kompi's overhead at N=4 ({kompi})")
+            phase.check()
+            f["ek"].append(timed(exec_kompi, timeout=30)[0])
+            f["eh"].append(timed(exec_hand, timeout=30)[0])
+        f["loads"].append(loadavg())
+
+
+def overhead(reps: int, exec_reps: int) -> None:
+    phase = Phase("kompi's overhead", 600 + 30 * reps + 5 * exec_reps).run(measure_overhead, reps, exec_reps)
+    f = phase.figures
+    k, h, ek, eh = f["k"], f["h"], f["ek"], f["eh"]
+    loads = f["loads"] + ["n/a"] * (3 - len(f["loads"]))
+    print(f"## kompi's overhead at N=4 ({kompi_bin()})")
     print()
     rows = [
-        [f"`kompi local run --np 4 --npernode 1 -- hostname` vs the same mpiexec inside the master ({reps} each, alternating)",
-         ms(median(k)), ms(median(h)), ms(median(k) - median(h)), f"{load0} -> {load1}"],
-        [f"`kompi local exec -- true` vs `nsenter -t PID -n -u -m -- true` ({exec_reps} each, alternating)",
-         ms(median(ek)), ms(median(eh)), ms(median(ek) - median(eh)), f"{load1} -> {load2}"],
+        [f"`kompi local run --np 4 --npernode 1 -- hostname` vs the same mpiexec inside the master ({len(k)} each, alternating)",
+         ms(median(k)), ms(median(h)), ms(median(k) - median(h)), f"{loads[0]} -> {loads[1]}"],
+        [f"`kompi local exec -- true` vs `nsenter -t PID -n -u -m -- true` ({len(ek)} each, alternating)",
+         ms(median(ek)), ms(median(eh)), ms(median(ek) - median(eh)), f"{loads[1]} -> {loads[2]}"],
     ]
     print(table(["what", "kompi (median)", "by hand (median)", "difference", "load"], rows))
+    if phase.error:
+        print()
+        print(phase.note())
     print()
     paired = median([a - b for a, b in zip(k, h)])
     print(f"median of the paired differences (run i of kompi minus run i by hand): {ms(paired)}; "
           f"exec: {ms(median([a - b for a, b in zip(ek, eh)]))}")
     print(f"spread: kompi local run p99 {ms(p99(k))}, by hand p99 {ms(p99(h))}; kompi local exec p99 {ms(p99(ek))}, nsenter p99 {ms(p99(eh))}")
-    print()
+    print(flush=True)
 
 
 def main() -> int:

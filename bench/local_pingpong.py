@@ -28,8 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import (LocalCluster, example_bin, header, loadavg, log, main_guard, median, require_root, run, stop_process,
-                      table)
+from benchlib import (Cleanup, LocalCluster, Phase, example_bin, header, loadavg, log, main_guard, median, ratio, require_root, run,
+                      stop_process, table)
 
 
 def parse_pingpong(out: str) -> tuple[float, float]:
@@ -154,6 +154,23 @@ class PlainPair:
                 *program]
 
 
+# One run covers every message size from 8 B to 4 MiB: one to two minutes on this loaded machine.
+RUN_TIMEOUT = 600
+
+
+def alternate(phase: Phase, commands: dict[str, list[str]], reps: int) -> None:
+    results, loads = phase.figures["results"], phase.figures["loads"]
+    for rep in range(reps):
+        for setup in ("kompi", "plain"):
+            phase.check()
+            t0 = time.monotonic()
+            out = run(commands[setup], timeout=RUN_TIMEOUT).stdout
+            lat, bw = parse_pingpong(out)
+            results[setup].append((lat, bw))
+            loads.append(loadavg())
+            log(f"run {rep + 1}/{reps} {setup}: 8 B {lat:.2f} us, 4 MiB {bw:.1f} MB/s ({time.monotonic() - t0:.0f} s, load {loads[-1]})")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=5, help="runs of each setup (default %(default)s)")
@@ -163,9 +180,9 @@ def main() -> int:
     if Path("/root/.openmpi/mca-params.conf").exists():
         log("warning: /root/.openmpi/mca-params.conf exists on the host; the plain setup's orted reads it too")
     header("local_pingpong: ping-pong between two nodes, kompi local vs plain network namespaces")
-    results = {"kompi": [], "plain": []}
-    loads = []
-    with contextlib.ExitStack() as stack:
+    phase = Phase("ping-pong runs, alternating", 2 * args.reps * RUN_TIMEOUT)
+    phase.figures.update(results={"kompi": [], "plain": []}, loads=[])
+    with Cleanup() as stack:
         cluster = stack.enter_context(LocalCluster("kbpp", 2))
         plain = PlainPair(stack)
         plain.create()
@@ -173,22 +190,19 @@ def main() -> int:
             "kompi": cluster.cmd("run", cluster.name, "--np", "2", "--npernode", "1", "--", pingpong),
             "plain": plain.mpirun([pingpong]),
         }
-        for rep in range(args.reps):
-            for setup in ("kompi", "plain"):
-                t0 = time.monotonic()
-                out = run(commands[setup], timeout=1800).stdout
-                lat, bw = parse_pingpong(out)
-                results[setup].append((lat, bw))
-                loads.append(loadavg())
-                log(f"run {rep + 1}/{args.reps} {setup}: 8 B {lat:.2f} us, 4 MiB {bw:.1f} MB/s ({time.monotonic() - t0:.0f} s, load {loads[-1]})")
+        phase.run(alternate, commands, args.reps)
+    results, loads = phase.figures["results"], phase.figures["loads"]
     lat = {s: median([r[0] for r in results[s]]) for s in results}
     bw = {s: median([r[1] for r in results[s]]) for s in results}
     print(f"## pingpong, --np 2 --npernode 1, median of {args.reps} runs each (alternating)")
     print()
     print(table(["", "kompi local", "plain netns + sshd", "kompi/plain"], [
-        ["latency 8 B (one way)", f"{lat['kompi']:.2f} us", f"{lat['plain']:.2f} us", f"{lat['kompi'] / lat['plain']:.3f}"],
-        ["bandwidth 4 MiB", f"{bw['kompi']:.1f} MB/s", f"{bw['plain']:.1f} MB/s", f"{bw['kompi'] / bw['plain']:.3f}"],
+        ["latency 8 B (one way)", f"{lat['kompi']:.2f} us", f"{lat['plain']:.2f} us", ratio(lat["kompi"], lat["plain"])],
+        ["bandwidth 4 MiB", f"{bw['kompi']:.1f} MB/s", f"{bw['plain']:.1f} MB/s", ratio(bw["kompi"], bw["plain"])],
     ]))
+    if phase.error:
+        print()
+        print(phase.note())
     print()
     print("every run (latency us / bandwidth MB/s):")
     for s in results:

@@ -12,7 +12,23 @@ Needs root and target/release/kompi.
 
 import argparse
 
-from benchlib import LocalCluster, header, loadavg, log, main_guard, median, require_root, sec, table
+from benchlib import LocalCluster, Phase, header, loadavg, log, main_guard, median, require_root, sec, table
+
+
+def up_and_down(phase: Phase, n: int, reps: int) -> None:
+    f = phase.figures
+    f.update(ups=[], downs=[], loads=[])
+    for rep in range(reps):
+        phase.check()
+        cluster = LocalCluster(f"kbu{n}", n)
+        with cluster:
+            up = cluster.up_seconds
+            # Timed here, inside the block; the block's own exit then finds nothing left to remove.
+            down = cluster.down()
+        f["ups"].append(up)
+        f["downs"].append(down)
+        f["loads"].append(loadavg().split()[0])
+        log(f"N={n} run {rep + 1}: up {sec(up)}, down {sec(down)}")
 
 
 def main() -> int:
@@ -22,21 +38,20 @@ def main() -> int:
     args = ap.parse_args()
     require_root()
     header("local_up: kompi local up / down")
-    rows = []
+    rows, notes = [], []
     for n in [int(s) for s in args.sizes.split(",")]:
-        ups, downs, loads = [], [], []
-        for rep in range(args.reps):
-            cluster = LocalCluster(f"kbu{n}", n)
-            with cluster:
-                ups.append(cluster.up_seconds)
-                # Timed here, inside the block; the block's own exit then finds nothing left to remove.
-                downs.append(cluster.down())
-            loads.append(loadavg().split()[0])
-            log(f"N={n} run {rep + 1}: up {sec(ups[-1])}, down {sec(downs[-1])}")
-        rows.append([n, sec(median(ups)), sec(max(ups)), sec(median(downs)), sec(max(downs)), ", ".join(loads)])
+        phase = Phase(f"N={n}", args.reps * (60 + 5 * n)).run(up_and_down, n, args.reps)
+        ups, downs = phase.figures["ups"], phase.figures["downs"]
+        rows.append([n, sec(median(ups)), sec(max(ups, default=float("nan"))), sec(median(downs)), sec(max(downs, default=float("nan"))),
+                     ", ".join(phase.figures["loads"])])
+        if phase.error:
+            notes.append(f"N={n}: {phase.note()}")
     print(f"## kompi local up (to every sshd answering) and down, median of {args.reps}")
     print()
     print(table(["N nodes", "up", "up max", "down", "down max", "load (1 min) after each run"], rows))
+    for note in notes:
+        print()
+        print(note)
     print()
     print(f"load average at end {loadavg()}")
     return 0

@@ -1,4 +1,5 @@
-"""Unit tests of benchlib: the counting proxy's request handling against a real local TLS server.
+"""Unit tests of benchlib: the counting proxy's request handling against a real local TLS server, the
+timeouts of run(), and how a benchmark ends on SIGTERM (a real child process and real signals).
 
 Run from the repository: python3 -m unittest discover -s bench -v (scripts/test.sh does). Standard
 library only; the TLS server's certificate is made with the openssl command (without it the proxy
@@ -9,11 +10,13 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
 import sys
 import tempfile
+import textwrap
 import threading
 import time
 import unittest
@@ -211,6 +214,73 @@ class CountingProxyTest(unittest.TestCase):
         _, answer, rest = read_response(s)
         self.assertEqual(answer["path"], "/close")
         self.assertEqual(rest + s.recv(65536), b"")
+
+
+class RunTest(unittest.TestCase):
+    def test_a_command_past_its_timeout_is_stopped(self):
+        with tempfile.TemporaryDirectory() as d:
+            pidfile = Path(d) / "pid"
+            t = time.monotonic()
+            with self.assertRaises(subprocess.TimeoutExpired):
+                benchlib.run(["sh", "-c", f"echo $$ > {pidfile}; exec sleep 30"], timeout=0.5)
+            self.assertLess(time.monotonic() - t, 4)
+            self.assertFalse(Path(f"/proc/{pidfile.read_text().strip()}").exists(), "the timed-out child is still running")
+
+    def test_abort_stops_a_command_from_another_thread(self):
+        abort = threading.Event()
+        threading.Timer(0.3, abort.set).start()
+        t = time.monotonic()
+        with self.assertRaises(subprocess.TimeoutExpired) as caught:
+            benchlib.run(["sleep", "30"], abort=abort)
+        self.assertLess(time.monotonic() - t, 4)
+        self.assertIn("was stopped", benchlib.describe(caught.exception))
+
+
+SCRIPT = """
+import sys, time
+sys.path.insert(0, {bench!r})
+from benchlib import Cleanup, main_guard, run
+
+def cleanup():
+    open({marks!r}, "a").write("cleanup started\\n")
+    time.sleep(1.5)  # a second signal arrives meanwhile: it must not cut this short
+    open({marks!r}, "a").write("cleanup done\\n")
+
+def main():
+    with Cleanup() as stack:
+        stack.callback(cleanup)
+        run(["sh", "-c", "echo $$ > {pidfile}; exec sleep 60"], timeout=60)
+    return 0
+
+main_guard(main)
+"""
+
+
+class SignalTest(unittest.TestCase):
+    def test_sigterm_ends_a_benchmark_after_its_whole_cleanup(self):
+        with tempfile.TemporaryDirectory() as d:
+            marks, pidfile = Path(d) / "marks", Path(d) / "child.pid"
+            script = Path(d) / "bench.py"
+            script.write_text(textwrap.dedent(SCRIPT).format(bench=str(Path(benchlib.__file__).parent), marks=str(marks), pidfile=pidfile))
+            p = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.PIPE, text=True)
+            self.addCleanup(p.stderr.close)
+            self.addCleanup(lambda: p.poll() is None and p.kill())
+            deadline = time.monotonic() + 10
+            while not (pidfile.exists() and pidfile.read_text().strip()):
+                self.assertLess(time.monotonic(), deadline, "the benchmark did not start its command")
+                time.sleep(0.05)
+            child = pidfile.read_text().strip()
+            t = time.monotonic()
+            p.send_signal(signal.SIGTERM)
+            while not marks.exists():
+                self.assertLess(time.monotonic() - t, 5, "no cleanup after SIGTERM")
+                time.sleep(0.05)
+            p.send_signal(signal.SIGTERM)  # during the cleanup
+            status = p.wait(10)
+            self.assertLess(time.monotonic() - t, 6)
+            self.assertEqual(status, 130, p.stderr.read())
+            self.assertEqual(marks.read_text(), "cleanup started\ncleanup done\n")
+            self.assertFalse(Path(f"/proc/{child}").exists(), "the benchmark's command outlived it")
 
 
 if __name__ == "__main__":
