@@ -311,8 +311,14 @@ def idle_requests(phase: Phase, b: Bench, stack: contextlib.ExitStack) -> None:
     f.update(calls=len([c for c in updater.calls if t0 <= c < t1]), failed_calls=updater.failures_between(t0, t1),
              kompi_startup=kompi_proxy.since(t_start, t0), kompi=kompi_proxy.since(t0, t1),
              openmpi_startup=openmpi_proxy.since(t_start, t0), openmpi=openmpi_proxy.since(t0, t1),
-             minutes=(t1 - t0) / 60, sidecar_warnings="watching the worker pods failed" in (b.dir / log_name).read_text())
+             minutes=(t1 - t0) / 60)
     f["loads"].append(loadavg())
+    # An API server restart (the testbed cycled) makes both clients reconnect: not an idle figure.
+    watch_failed = "watching the worker pods failed" in (b.dir / log_name).read_text()
+    if f["failed_calls"] or watch_failed:
+        raise RuntimeError(f"the API server did not always answer during the window ({len(f['failed_calls'])} kubectl calls failed"
+                           + (f", the first with: {f['failed_calls'][0]}" if f["failed_calls"] else "")
+                           + ("; the sidecar logged a failed watch" if watch_failed else "") + "): these counts are disturbed")
 
 
 def openmpi_freshness(phase: Phase, b: Bench, updater: KubeOpenmpiUpdater, out: Path, count: int) -> None:
@@ -451,10 +457,6 @@ def print_idle(phase: Phase, idle_minutes: float) -> None:
         paths[key] = paths.get(key, 0) + 1
     print("kube-openmpi's requests in the window, by path: " + "; ".join(f"{n}x {p}" for p, n in sorted(paths.items())))
     print(f"load during the window: {f['loads'][0]} -> {f['loads'][1]}")
-    # An API server restart (the testbed cycled) makes both clients reconnect: not an idle figure.
-    if f["sidecar_warnings"] or failed:
-        print(f"WARNING: the API server did not answer during the window (sidecar warnings: {f['sidecar_warnings']}; "
-              f"kubectl failures: {failed[:3]}): these counts are disturbed")
     print(flush=True)
 
 
@@ -508,13 +510,16 @@ def main() -> int:
     # Each phase has a time budget (generous: a few times what it takes on a loaded testbed); one that
     # fails or runs out of it says so under its table, and the next phase runs. Each phase's figures
     # are printed as soon as it ends: a testbed going down later loses only the rest.
+    phases = []
     with Cleanup() as stack:
         b = Bench(kube, stack, args)
         b.create_rbac()
         b.create_workers()
-        print_freshness(Phase("phase 1: freshness", 120 + 3 * (2 * args.changes + args.deletions)).run(freshness, b), args)
+        phases.append(Phase("phase 1: freshness", 120 + 3 * (2 * args.changes + args.deletions)).run(freshness, b))
+        print_freshness(phases[-1], args)
         with Cleanup() as idle_stack:  # phase 2's sidecar and kube-openmpi's updater, which phase 3 watches
             idle = Phase("phase 2: idle API requests", args.idle_minutes * 60 + 120).run(idle_requests, b, idle_stack)
+            phases.append(idle)
             print_idle(idle, args.idle_minutes)
             if args.kube_openmpi_changes:
                 openmpi = Phase("phase 3: kube-openmpi's freshness", 120 + args.kube_openmpi_changes * 2 * (15 + 60))
@@ -522,11 +527,13 @@ def main() -> int:
                     openmpi.run(openmpi_freshness, b, idle.figures["updater"], idle.figures["openmpi_out"], args.kube_openmpi_changes)
                 else:
                     openmpi.skip("phase 2 did not start kube-openmpi's updater")
+                phases.append(openmpi)
                 print_openmpi(openmpi)
         if args.big:
-            print_memory(Phase("phase 4: memory", 300 + args.big).run(memory, b, args.big))
+            phases.append(Phase("phase 4: memory", 300 + args.big).run(memory, b, args.big))
+            print_memory(phases[-1])
     print(f"load average at end {loadavg()}")
-    return 0
+    return 1 if any(p.error for p in phases) else 0
 
 
 if __name__ == "__main__":

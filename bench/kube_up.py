@@ -473,7 +473,7 @@ def main() -> int:
         print(f"  W={w} {flow}: " + ", ".join(cells))
     print()
     print(f"load average at end {loadavg()}")
-    return 0
+    return 1 if any(r.failed is not None for runs in results.values() for r in runs) else 0
 
 
 if __name__ == "__main__":

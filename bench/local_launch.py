@@ -48,7 +48,8 @@ def launch_size(phase: Phase, n: int, reps: int) -> None:
     log(f"N={n}: default {sec(median(f['tree']))}, no_tree_spawn {sec(median(f['no_tree']))}")
 
 
-def launch_times(sizes: list[int], reps: int) -> None:
+def launch_times(sizes: list[int], reps: int) -> bool:
+    """Prints the table; False if a size failed."""
     rows, notes = [], []
     for n in sizes:
         # Budget: the cluster's up and down, then 2 * reps + 1 launches of a few seconds each.
@@ -66,6 +67,7 @@ def launch_times(sizes: list[int], reps: int) -> None:
         print()
         print(note)
     print(flush=True)
+    return not notes
 
 
 def measure_overhead(phase: Phase, reps: int, exec_reps: int) -> None:
@@ -91,7 +93,8 @@ def measure_overhead(phase: Phase, reps: int, exec_reps: int) -> None:
         f["loads"].append(loadavg())
 
 
-def overhead(reps: int, exec_reps: int) -> None:
+def overhead(reps: int, exec_reps: int) -> bool:
+    """Prints the table; False if the phase failed."""
     phase = Phase("kompi's overhead", 600 + 30 * reps + 5 * exec_reps).run(measure_overhead, reps, exec_reps)
     f = phase.figures
     k, h, ek, eh = f["k"], f["h"], f["ek"], f["eh"]
@@ -114,6 +117,7 @@ def overhead(reps: int, exec_reps: int) -> None:
           f"exec: {ms(median([a - b for a, b in zip(ek, eh)]))}")
     print(f"spread: kompi local run p99 {ms(p99(k))}, by hand p99 {ms(p99(h))}; kompi local exec p99 {ms(p99(ek))}, nsenter p99 {ms(p99(eh))}")
     print(flush=True)
+    return phase.error is None
 
 
 def main() -> int:
@@ -126,11 +130,11 @@ def main() -> int:
     args = ap.parse_args()
     require_root()
     header("local_launch: mpiexec launch time on a local kompi cluster")
-    launch_times([int(s) for s in args.sizes.split(",")], args.reps)
+    ok = launch_times([int(s) for s in args.sizes.split(",")], args.reps)
     if not args.skip_overhead:
-        overhead(args.overhead_reps, args.exec_reps)
+        ok = overhead(args.overhead_reps, args.exec_reps) and ok
     print(f"load average at end {loadavg()}")
-    return 0
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

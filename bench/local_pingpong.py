@@ -208,7 +208,7 @@ def main() -> int:
     for s in results:
         print(f"  {s}: " + ", ".join(f"{a:.2f}/{b:.1f}" for a, b in results[s]))
     print(f"load average (1, 5, 15 min) after each run: {'; '.join(loads)}")
-    return 0
+    return 1 if phase.error else 0
 
 
 if __name__ == "__main__":

@@ -54,7 +54,7 @@ def main() -> int:
         print(note)
     print()
     print(f"load average at end {loadavg()}")
-    return 0
+    return 1 if notes else 0
 
 
 if __name__ == "__main__":
