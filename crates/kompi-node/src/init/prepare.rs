@@ -1,6 +1,6 @@
 //! Everything `kompi init` does before any long-running process starts, in order, stopping at the first
 //! problem: nothing is started half-configured. This runs before the reaper exists, so it is the only place
-//! allowed to wait for a child directly (`sshd -t`, `ompi_info --version`).
+//! allowed to wait for a child directly (`sshd -V`, `sshd -t`, `ompi_info --version`).
 
 use std::fs::DirBuilder;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
@@ -46,14 +46,15 @@ pub fn prepare(args: &InitArgs) -> Result<Sshd, InitError> {
     private_dir(&layout.node_dir, &me)?;
     let host_key = keys::generate_host_key(&me.hostname)?;
     write_atomically(&layout.host_key, host_key.as_bytes(), 0o600).map_err(|e| InitError::file("write", &layout.host_key, e))?;
-    let config = sshd_config(&SshdConfig { port: args.ssh_port, files: &layout.sshd_files(), running_as_root: me.is_root() });
+    let openssh = sshd::version(&args.sshd);
+    let config = sshd_config(&SshdConfig { port: args.ssh_port, files: &layout.sshd_files(), running_as_root: me.is_root(), openssh });
     write_atomically(&layout.sshd_config, config.as_bytes(), 0o600).map_err(|e| InitError::file("write", &layout.sshd_config, e))?;
 
     home::write_ssh_config(&layout, args.cluster.as_str(), args.ssh_port)?;
     warn_if_ssh_reads_another_home(&me);
     home::write_mpi_defaults(&me.home, &home_files(&mpi_defaults(args)?))?;
 
-    let sshd = Sshd { binary: args.sshd.clone(), config: layout.sshd_config.clone(), port: args.ssh_port };
+    let sshd = Sshd { binary: args.sshd.clone(), config: layout.sshd_config.clone(), port: args.ssh_port, openssh };
     sshd.check_port_free()?;
     sshd.check_config(me.is_root())?;
     info!(home = %me.home.display(), uid = me.uid.as_raw(), port = args.ssh_port, "ready to start sshd");

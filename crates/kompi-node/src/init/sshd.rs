@@ -8,7 +8,8 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use tracing::info;
+use kompi_render::ssh::OpenSshVersion;
+use tracing::{info, warn};
 
 use super::error::InitError;
 
@@ -17,6 +18,8 @@ pub struct Sshd {
     pub binary: PathBuf,
     pub config: PathBuf,
     pub port: u16,
+    /// What `sshd -V` said it is (`None` when it did not say).
+    pub openssh: Option<OpenSshVersion>,
 }
 
 impl Sshd {
@@ -77,6 +80,24 @@ impl Sshd {
     }
 }
 
+/// `sshd -V`: the release decides which options its config may use and what its log looks like.
+pub fn version(binary: &Path) -> Option<OpenSshVersion> {
+    let said = match Command::new(binary).arg("-V").stdin(Stdio::null()).output() {
+        Ok(out) => format!("{}{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout)),
+        Err(e) => format!("{e}"),
+    };
+    let version = OpenSshVersion::parse(&said);
+    match version {
+        Some(v) => info!(binary = %binary.display(), "sshd is {v}"),
+        None => warn!(
+            binary = %binary.display(),
+            said = said.trim(),
+            "cannot tell the OpenSSH release from `sshd -V`; writing only options every release knows"
+        ),
+    }
+    version
+}
+
 /// sshd must be an executable file at an absolute path (it re-executes itself from there).
 pub fn check_binary(binary: &Path) -> Result<(), InitError> {
     if !binary.is_absolute() {
@@ -103,7 +124,7 @@ mod tests {
     use super::*;
 
     fn sshd(binary: &str, port: u16) -> Sshd {
-        Sshd { binary: binary.into(), config: "/nonexistent/sshd_config".into(), port }
+        Sshd { binary: binary.into(), config: "/nonexistent/sshd_config".into(), port, openssh: None }
     }
 
     #[test]

@@ -48,7 +48,7 @@ fn spawn_logged(reaper: &Reaper, sshd: &Sshd) -> std::io::Result<TrackedChild> {
     let child = reaper.spawn(&mut command);
     // Our copy of the write end must close, or the forwarder never sees sshd's end of the log.
     drop(command);
-    super::sshd_log::forward(reader);
+    super::sshd_log::forward(reader, sshd.openssh);
     child
 }
 
