@@ -2,6 +2,8 @@
 
 use kompi_spec::MpiImplementation;
 
+use crate::mca::other_series_name;
+
 /// What the user asked of one run.
 pub struct Launch<'a> {
     pub np: Option<u32>,
@@ -13,7 +15,10 @@ pub struct Launch<'a> {
 }
 
 /// `mpiexec` with the cluster's hostfile, in the syntax of its MPI. Open MPI gets
-/// `--allow-run-as-root`: needed where the containers run as root, harmless elsewhere.
+/// `--allow-run-as-root`: needed where the containers run as root, harmless elsewhere. The same line
+/// serves Open MPI 4 and 5 (both take `--np`, `--npernode` and `--mca`); a launcher parameter the two
+/// name differently (ORTE's `plm_rsh_agent`, PRRTE's `plm_ssh_agent`) is passed under both names,
+/// since each series silently ignores the other's and the image's series is not known here.
 pub fn mpiexec(mpi: MpiImplementation, hostfile: &str, launch: &Launch) -> Result<Vec<String>, String> {
     let open_mpi = mpi == MpiImplementation::OpenMpi;
     if !open_mpi && !launch.mca.is_empty() {
@@ -31,6 +36,9 @@ pub fn mpiexec(mpi: MpiImplementation, hostfile: &str, launch: &Launch) -> Resul
     }
     for (k, v) in launch.mca {
         args.extend(["--mca".into(), k.clone(), v.clone()]);
+        if let Some(other) = other_series_name(k) {
+            args.extend(["--mca".into(), other.to_string(), v.clone()]);
+        }
     }
     args.extend(launch.command.iter().cloned());
     Ok(args)
@@ -54,5 +62,18 @@ mod tests {
         assert!(mpiexec(MpiImplementation::Mpich, "/h", &Launch { mca: &mca, ..plain }).unwrap_err().contains("Open MPI only"));
         let bare = Launch { np: None, npernode: None, mca: &[], command: &command };
         assert_eq!(mpiexec(MpiImplementation::OpenMpi, "/h", &bare).unwrap(), ["mpiexec", "--hostfile", "/h", "--allow-run-as-root", "hostname"]);
+    }
+
+    #[test]
+    fn launcher_parameters_reach_open_mpi_4_and_5() {
+        let command = ["hostname".to_string()];
+        let mca = [("hwloc_base_binding_policy".to_string(), "core".to_string()), ("prte_keep_fqdn_hostnames".to_string(), "1".to_string())];
+        let launch = Launch { np: None, npernode: None, mca: &mca, command: &command };
+        let args = mpiexec(MpiImplementation::OpenMpi, "/h", &launch).unwrap();
+        assert_eq!(
+            args[4..],
+            ["--mca", "hwloc_base_binding_policy", "core", "--mca", "hwloc_default_binding_policy", "core", "--mca", "prte_keep_fqdn_hostnames", "1",
+                "--mca", "orte_keep_fqdn_hostnames", "1", "hostname"]
+        );
     }
 }

@@ -22,14 +22,60 @@ pub struct MpiDefaults<'a> {
     pub extra: &'a [(String, String)],
 }
 
+/// Launcher parameters that Open MPI 4 (ORTE) and Open MPI 5 (PRRTE) name differently, as (ORTE, PRRTE).
+/// Each series silently ignores the other's names: `orte_keep_fqdn_hostnames` on 5.x does nothing
+/// (mpi-operator's #842). Checked against `ompi_info --all` 4.1.4 and `prte_info --all` 3.0.8.
+const LAUNCHER_RENAMES: [(&str, &str); 11] = [
+    ("orte_keep_fqdn_hostnames", "prte_keep_fqdn_hostnames"),
+    ("orte_default_hostfile", "prte_default_hostfile"),
+    ("plm_rsh_agent", "plm_ssh_agent"),
+    ("plm_rsh_args", "plm_ssh_args"),
+    ("plm_rsh_no_tree_spawn", "plm_ssh_no_tree_spawn"),
+    ("plm_rsh_num_concurrent", "plm_ssh_num_concurrent"),
+    ("oob_tcp_if_include", "prte_if_include"),
+    ("oob_tcp_if_exclude", "prte_if_exclude"),
+    ("hwloc_base_binding_policy", "hwloc_default_binding_policy"),
+    ("rmaps_base_mapping_policy", "rmaps_default_mapping_policy"),
+    ("rmaps_base_ranking_policy", "rmaps_default_ranking_policy"),
+];
+
+/// PRRTE's frameworks: Open MPI 5 reads their parameters in `~/.prte/mca-params.conf` (or from
+/// `mpiexec --mca`), never in `~/.openmpi/mca-params.conf`.
+const PRRTE_PREFIXES: [&str; 21] = [
+    "prte_", "plm_", "ras_", "rmaps_", "odls_", "oob_", "errmgr_", "ess_", "filem_", "grpcomm_", "iof_", "rml_", "routed_",
+    "rtc_", "schizo_", "state_", "prtedl_", "prtereachable_", "prtebacktrace_", "prteinstalldirs_", "hwloc_default_",
+];
+
+/// The name Open MPI `major` reads for the parameter `name`: an ORTE name becomes its PRRTE name on
+/// 5.x and a PRRTE name its ORTE name on 4.x; every other name is kept.
+pub fn name_for_open_mpi(major: u32, name: &str) -> &str {
+    let renamed = if major >= 5 {
+        LAUNCHER_RENAMES.iter().find(|(orte, _)| *orte == name).map(|(_, prrte)| *prrte)
+    } else {
+        LAUNCHER_RENAMES.iter().find(|(_, prrte)| *prrte == name).map(|(orte, _)| *orte)
+    };
+    renamed.unwrap_or(name)
+}
+
+/// The other series' name of a launcher parameter that Open MPI 4 and 5 name differently.
+pub fn other_series_name(name: &str) -> Option<&'static str> {
+    LAUNCHER_RENAMES.iter().find_map(|&(orte, prrte)| if name == orte { Some(prrte) } else if name == prrte { Some(orte) } else { None })
+}
+
+fn read_by_prrte(name: &str) -> bool {
+    PRRTE_PREFIXES.iter().any(|prefix| name.starts_with(prefix))
+}
+
 /// The files with the cluster's MPI defaults. MPICH and Intel MPI read only the environment, which
-/// render puts in the pod spec (see [`launcher_env`]).
+/// render puts in the pod spec (see [`launcher_env`]). The user's parameters (`extra`) take the names
+/// the detected Open MPI reads, and on 5.x go to the file of the part that reads them.
 pub fn home_files(d: &MpiDefaults) -> Vec<HomeFile> {
     if d.mpi != MpiImplementation::OpenMpi {
         return Vec::new();
     }
     let if_ = d.interface;
     let header = format!("{FILE_MARKER} for Open MPI {}.x\n", d.open_mpi_major);
+    let extra: Vec<(String, String)> = d.extra.iter().map(|(k, v)| (name_for_open_mpi(d.open_mpi_major, k).to_string(), v.clone())).collect();
     // The nodes of a local cluster, and pods that share a Kubernetes node, see the same CPUs; bound
     // per node, each node's first rank would sit on core 0 and they would share it (ms latencies).
     if d.open_mpi_major >= 5 {
@@ -37,13 +83,14 @@ pub fn home_files(d: &MpiDefaults) -> Vec<HomeFile> {
         let prte = [
             ("prte_keep_fqdn_hostnames", "1"),
             ("prte_default_hostfile", d.hostfile),
-            ("oob_tcp_if_include", if_),
+            ("prte_if_include", if_),
             ("plm_ssh_agent", "ssh"),
             ("hwloc_default_binding_policy", "none"),
         ];
+        let (prte_extra, ompi_extra): (Vec<_>, Vec<_>) = extra.into_iter().partition(|(k, _)| read_by_prrte(k));
         vec![
-            HomeFile { path: ".openmpi/mca-params.conf", content: params_file(&header, &ompi, d.extra) },
-            HomeFile { path: ".prte/mca-params.conf", content: params_file(&header, &prte, &[]) },
+            HomeFile { path: ".openmpi/mca-params.conf", content: params_file(&header, &ompi, &ompi_extra) },
+            HomeFile { path: ".prte/mca-params.conf", content: params_file(&header, &prte, &prte_extra) },
         ]
     } else {
         let ompi = [
@@ -57,7 +104,7 @@ pub fn home_files(d: &MpiDefaults) -> Vec<HomeFile> {
             ("plm_rsh_agent", "ssh"),
             ("hwloc_base_binding_policy", "none"),
         ];
-        vec![HomeFile { path: ".openmpi/mca-params.conf", content: params_file(&header, &ompi, d.extra) }]
+        vec![HomeFile { path: ".openmpi/mca-params.conf", content: params_file(&header, &ompi, &extra) }]
     }
 }
 
@@ -120,9 +167,51 @@ mod tests {
     fn open_mpi_5_reads_prrte_parameters() {
         let files = defaults(5);
         assert_eq!(files.iter().map(|f| f.path).collect::<Vec<_>>(), vec![".openmpi/mca-params.conf", ".prte/mca-params.conf"]);
-        assert!(files[1].content.contains("prte_keep_fqdn_hostnames = 1"));
-        assert!(!files.iter().any(|f| f.content.contains("orte_")));
-        assert!(files[1].content.lines().any(|l| l == "hwloc_default_binding_policy = none"));
+        for l in ["prte_keep_fqdn_hostnames = 1", "prte_default_hostfile = /kube-openmpi/generated/hostfile", "prte_if_include = eth0",
+            "plm_ssh_agent = ssh", "hwloc_default_binding_policy = none"] {
+            assert!(files[1].content.lines().any(|x| x == l), "{l}\n{}", files[1].content);
+        }
+        assert!(files[0].content.lines().any(|l| l == "btl_tcp_eager_limit = 65536"), "{}", files[0].content);
+        // Neither ORTE's names nor the deprecated oob_tcp_if_include synonym.
+        assert!(!files.iter().any(|f| f.content.contains("orte_") || f.content.contains("oob_tcp")), "{files:?}");
+    }
+
+    #[test]
+    fn the_users_parameters_take_the_names_of_the_detected_series() {
+        let user = [
+            ("hwloc_base_binding_policy".to_string(), "core".to_string()),
+            ("plm_rsh_no_tree_spawn".to_string(), "1".to_string()),
+            ("rmaps_default_mapping_policy".to_string(), "node".to_string()),
+            ("btl_tcp_eager_limit".to_string(), "65536".to_string()),
+        ];
+        let files = |major| home_files(&MpiDefaults { mpi: MpiImplementation::OpenMpi, open_mpi_major: major, interface: "eth0", hostfile: "/h", extra: &user });
+        let lines = |text: &str, key: &str| text.lines().filter(|l| l.starts_with(&format!("{key} = "))).map(str::to_string).collect::<Vec<_>>();
+        let five = files(5);
+        let (ompi, prte) = (&five[0].content, &five[1].content);
+        assert_eq!(lines(prte, "hwloc_default_binding_policy"), ["hwloc_default_binding_policy = core"], "{prte}");
+        assert_eq!(lines(prte, "plm_ssh_no_tree_spawn"), ["plm_ssh_no_tree_spawn = 1"], "{prte}");
+        assert_eq!(lines(prte, "rmaps_default_mapping_policy"), ["rmaps_default_mapping_policy = node"], "{prte}");
+        assert_eq!(lines(ompi, "btl_tcp_eager_limit"), ["btl_tcp_eager_limit = 65536"], "{ompi}");
+        assert!(!ompi.contains("hwloc") && !ompi.contains("plm_") && !prte.contains("btl"), "{ompi}\n{prte}");
+        let four = &files(4)[0].content;
+        assert_eq!(lines(four, "hwloc_base_binding_policy"), ["hwloc_base_binding_policy = core"], "{four}");
+        assert_eq!(lines(four, "plm_rsh_no_tree_spawn"), ["plm_rsh_no_tree_spawn = 1"], "{four}");
+        assert_eq!(lines(four, "rmaps_base_mapping_policy"), ["rmaps_base_mapping_policy = node"], "{four}");
+        assert!(!four.contains("hwloc_default_") && !four.contains("rmaps_default_"), "{four}");
+    }
+
+    #[test]
+    fn renamed_parameters_pair_up_both_ways() {
+        assert_eq!(name_for_open_mpi(5, "orte_keep_fqdn_hostnames"), "prte_keep_fqdn_hostnames");
+        assert_eq!(name_for_open_mpi(4, "prte_keep_fqdn_hostnames"), "orte_keep_fqdn_hostnames");
+        assert_eq!(name_for_open_mpi(5, "prte_keep_fqdn_hostnames"), "prte_keep_fqdn_hostnames");
+        assert_eq!(name_for_open_mpi(5, "btl"), "btl");
+        assert_eq!(other_series_name("plm_rsh_agent"), Some("plm_ssh_agent"));
+        assert_eq!(other_series_name("plm_ssh_agent"), Some("plm_rsh_agent"));
+        assert_eq!(other_series_name("btl_tcp_if_include"), None);
+        for (orte, prrte) in LAUNCHER_RENAMES {
+            assert!(read_by_prrte(prrte) && !orte.starts_with("prte_"), "{orte} -> {prrte}");
+        }
     }
 
     #[test]
