@@ -25,8 +25,12 @@ step "building kompi (release, for the runtime image) and the example MPI progra
 cargo build --release --quiet -p kompi
 make --quiet -C examples
 
-step "building the runtime image with the examples, starting the testbed"
+step "building the runtime images with the examples (bookworm's Open MPI 4; trixie's Open MPI 5 and MPICH), starting the testbed"
 testbed/testbed.sh kompi-image --add examples/bin:/opt/kompi/examples
+for mpi in openmpi mpich; do   # the examples compiled against each image's own MPI, in a chroot of its suite
+  examples=$(testbed/testbed.sh examples --suite trixie --mpi $mpi)
+  testbed/testbed.sh kompi-image --suite trixie --mpi $mpi --add "$examples:/opt/kompi/examples"
+done
 trap 'step "stopping the testbed"; testbed/testbed.sh down' EXIT
 testbed/testbed.sh up
 

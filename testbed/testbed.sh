@@ -2,7 +2,8 @@
 # kompi testbed: a real single-node Kubernetes 1.20 cluster (etcd, kube-apiserver, kube-controller-manager,
 # kube-scheduler, kubelet, kube-proxy, containerd+runc, bridge CNI, dnsmasq cluster DNS) for a root shell in Debian bookworm.
 # Usage: testbed.sh build | up | restart-apiserver | check | status | down | image NAME:TAG [debian-pkg...] [--add SRC:DEST...]
-#                  | kompi-image [--kompi PATH] [--add SRC:DEST...]
+#                  | kompi-image [--suite bookworm|trixie] [--mpi openmpi|mpich] [--kompi PATH] [--add SRC:DEST...]
+#                  | examples [--suite bookworm|trixie] [--mpi openmpi|mpich]
 set -euo pipefail
 
 SELF=$(readlink -f "$0")
@@ -130,8 +131,8 @@ import_all() { # the pause image and every cached image
   for f in "$CACHE/pause.tar" "$IMAGES"/*.tar; do if [ -f "$f" ]; then import_image "$f"; fi; done
 }
 
-# The runtime image's rootfs: mmdebstrap installs images/packages.txt (plus extra packages) and runs images/setup.sh
-# inside it, as images/Dockerfile does on debian:bookworm-slim. minbase, the merged-usr hook (debootstrap's way: no
+# The runtime image's rootfs: mmdebstrap installs images/mpi-<MPI>.txt and images/packages.txt (plus extra packages)
+# from a Debian suite and runs images/setup.sh inside it, as images/Dockerfile does on debian:<suite>-slim. minbase, the merged-usr hook (debootstrap's way: no
 # usrmerge package, so no perl) and the dpkg excludes make the base what bookworm-slim is. /run is kept: setup.sh
 # creates /run/sshd there, which mmdebstrap would otherwise empty.
 MMDEBSTRAP_OPTS=(--variant=minbase --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr --skip=cleanup/run
@@ -139,20 +140,42 @@ MMDEBSTRAP_OPTS=(--variant=minbase --hook-dir=/usr/share/mmdebstrap/hooks/merged
   --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*'
   --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/lintian/*'
   --dpkgopt='path-exclude=/usr/share/groff/*')
-image_packages() { sed 's/#.*//' "$REPO/images/packages.txt" | xargs; }
-build_rootfs() { # VAR LABEL [EXTRA_PKG...]: sets VAR to the rootfs tar, cached under a hash of everything that goes into it
-  local var=$1 label=$2 pkgs key out; shift 2
-  pkgs=$(image_packages | tr ' ' ,)${*:+,$(tr ' ' , <<<"$*")}
-  key=$( { printf '%s\n' "$pkgs" "${MMDEBSTRAP_OPTS[@]}"; cat "$REPO/images/setup.sh"; } | sha256sum | cut -c1-16)
+image_packages() { # MPI: its package list, then the common one
+  sed 's/#.*//' "$REPO/images/mpi-$1.txt" "$REPO/images/packages.txt" | xargs
+}
+SUITES="bookworm trixie" MPIS="openmpi mpich"
+variant_tag() { # SUITE MPI: the kompi image's tag suffix, saying what is inside (bookworm's Open MPI 4.1.4 has none)
+  case $1/$2 in
+    bookworm/openmpi) echo "" ;;
+    bookworm/mpich) echo "-mpich-bookworm" ;;   # MPICH 4.0.2
+    trixie/openmpi) echo "-ompi5" ;;            # Open MPI 5.0.7 (PRRTE 3.0)
+    trixie/mpich) echo "-mpich" ;;              # MPICH 4.2.1
+  esac
+}
+parse_variant() { # ARG...: --suite and --mpi into suite and mpi (defaults bookworm, openmpi), anything else into the array rest
+  suite=bookworm mpi=openmpi rest=()
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --suite|--mpi) [ $# -ge 2 ] || die "$1 needs a value"; printf -v "${1#--}" %s "$2"; shift 2 ;;
+      *) rest+=("$1"); shift ;;
+    esac
+  done
+  [[ " $SUITES " == *" $suite "* ]] || die "--suite $suite: one of $SUITES"
+  [[ " $MPIS " == *" $mpi "* ]] || die "--mpi $mpi: one of $MPIS"
+}
+build_rootfs() { # VAR LABEL SUITE MPI [EXTRA_PKG...]: sets VAR to the rootfs tar, cached under a hash of everything that goes into it
+  local var=$1 label=$2 suite=$3 mpi=$4 pkgs key out; shift 4
+  pkgs=$(image_packages "$mpi" | tr ' ' ,)${*:+,$(tr ' ' , <<<"$*")}
+  key=$( { printf '%s\n' "$suite" "$pkgs" "${MMDEBSTRAP_OPTS[@]}"; cat "$REPO/images/setup.sh"; } | sha256sum | cut -c1-16)
   out=$ROOTFS/$label-$key.tar
   printf -v "$var" %s "$out"
   if [ -f "$out.sha256" ]; then log "rootfs $label cached: ${out##*/}"; return; fi
   mkdir -p "$ROOTFS" "$CACHE/logs"
-  log "mmdebstrap bookworm with $pkgs, then images/setup.sh (about 45 s; log: $CACHE/logs/mmdebstrap.log)"
+  log "mmdebstrap $suite with $pkgs, then images/setup.sh (1 to 3 min; log: $CACHE/logs/mmdebstrap.log)"
   quiet "$CACHE/logs/mmdebstrap.log" mmdebstrap "${MMDEBSTRAP_OPTS[@]}" --include="$pkgs" \
     --customize-hook="upload $REPO/images/setup.sh /tmp/kompi-setup.sh" \
     --customize-hook='chroot "$1" /bin/sh /tmp/kompi-setup.sh' --customize-hook='rm "$1/tmp/kompi-setup.sh"' \
-    --format=tar bookworm "$out.tmp"
+    --format=tar "$suite" "$out.tmp"
   mv "$out.tmp" "$out"; sha256sum "$out" | cut -d' ' -f1 >"$out.sha256"
   find "$ROOTFS" -maxdepth 1 -name "$label-*.tar*" ! -name "${out##*/}*" -delete   # older versions of this rootfs
 }
@@ -222,20 +245,21 @@ cmd_build() {
   rm -rf "${src:?}/tree" "${src:?}/home"; log "build done: $(ls "$BIN" | tr '\n' ' ')"
 }
 
-cmd_image() { # NAME:TAG [debian-package...] [--add SRC:DEST...]: the runtime image's packages plus these
+cmd_image() { # NAME:TAG [debian-package...] [--add SRC:DEST...]: the (bookworm, Open MPI) runtime image's packages plus these
   local adds rest rootfs
   parse_adds "$@"; [ ${#rest[@]} -ge 1 ] || die "usage: $0 image NAME:TAG [debian-package...] [--add SRC:DEST...]"
-  build_rootfs rootfs "$(tr '/:' '__' <<<"${rest[0]}")" "${rest[@]:1}"
+  build_rootfs rootfs "$(tr '/:' '__' <<<"${rest[0]}")" bookworm openmpi "${rest[@]:1}"
   add_image "${rest[0]}" '{"Cmd": ["sleep", "infinity"]}' "$rootfs" "${adds[@]}"
 }
 
-cmd_kompi_image() { # [--kompi PATH] [--add SRC:DEST...]: kompi/runtime:<workspace version>, as images/Dockerfile builds it
-  local adds rest rootfs kompi="" version
-  parse_adds "$@"; set -- "${rest[@]}"
+cmd_kompi_image() { # [--suite S] [--mpi M] [--kompi PATH] [--add SRC:DEST...]: kompi/runtime:<workspace version><variant>,
+  # as images/Dockerfile builds it with BASE_IMAGE=debian:S-slim and MPI=M
+  local adds rest rootfs kompi="" version suite mpi
+  parse_adds "$@"; parse_variant "${rest[@]}"; set -- "${rest[@]}"
   while [ $# -gt 0 ]; do
     case $1 in
       --kompi) [ $# -ge 2 ] || die "--kompi needs a PATH"; kompi=$2; shift 2 ;;
-      *) die "usage: $0 kompi-image [--kompi PATH] [--add SRC:DEST...]" ;;
+      *) die "usage: $0 kompi-image [--suite bookworm|trixie] [--mpi openmpi|mpich] [--kompi PATH] [--add SRC:DEST...]" ;;
     esac
   done
   if [ -z "$kompi" ]; then
@@ -249,9 +273,29 @@ cmd_kompi_image() { # [--kompi PATH] [--add SRC:DEST...]: kompi/runtime:<workspa
   log "kompi binary: $kompi ($("$kompi" --version))"
   version=$(python3 -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["workspace"]["package"]["version"])' \
     "$REPO/Cargo.toml")
-  build_rootfs rootfs "${KOMPI_IMAGE//\//_}"
-  add_image "$KOMPI_IMAGE:$version" '{"Entrypoint": ["/usr/local/bin/kompi", "init"], "ExposedPorts": {"2022/tcp": {}}}' \
+  build_rootfs rootfs "${KOMPI_IMAGE//\//_}_${suite}_$mpi" "$suite" "$mpi"
+  add_image "$KOMPI_IMAGE:$version$(variant_tag "$suite" "$mpi")" '{"Entrypoint": ["/usr/local/bin/kompi", "init"], "ExposedPorts": {"2022/tcp": {}}}' \
     "$rootfs" "$kompi:/usr/local/bin/kompi" "${adds[@]}"
+}
+
+cmd_examples() { # [--suite S] [--mpi M]: examples/ compiled against that suite's MPI, in a throwaway chroot of it (the
+  # host's mpicc is bookworm's Open MPI 4); prints the directory of the binaries, cached under a hash of the sources
+  local suite mpi rest dev key out srcs
+  parse_variant "$@"; [ ${#rest[@]} -eq 0 ] || die "usage: $0 examples [--suite bookworm|trixie] [--mpi openmpi|mpich]"
+  case $mpi in openmpi) dev=libopenmpi-dev ;; mpich) dev=libmpich-dev ;; esac
+  srcs=("$REPO"/examples/*.c)
+  key=$( { printf '%s\n' "$suite" "$dev" "${MMDEBSTRAP_OPTS[@]}"; cat "$REPO/examples/Makefile" "${srcs[@]}"; } | sha256sum | cut -c1-16)
+  out=$CACHE/examples/$suite-$mpi-$key
+  if [ -d "$out" ]; then log "examples for $suite/$mpi cached: $out"; echo "$out"; return; fi
+  mkdir -p "$CACHE/examples" "$CACHE/logs"; rm -rf "$out.tmp"; mkdir "$out.tmp"
+  log "mmdebstrap $suite with $dev, then make -C examples inside it (1 to 3 min; log: $CACHE/logs/examples.log)"
+  quiet "$CACHE/logs/examples.log" mmdebstrap "${MMDEBSTRAP_OPTS[@]}" --include="$dev,gcc,libc6-dev,make" \
+    --customize-hook='mkdir "$1/tmp/examples"' --customize-hook="copy-in $REPO/examples/Makefile ${srcs[*]} /tmp/examples" \
+    --customize-hook='chroot "$1" make -C /tmp/examples' --customize-hook="copy-out /tmp/examples/bin $out.tmp" \
+    --format=null "$suite" /dev/null
+  mv "$out.tmp/bin" "$out"; rmdir "$out.tmp"
+  find "$CACHE/examples" -maxdepth 1 -name "$suite-$mpi-*" ! -name "${out##*/}" -exec rm -rf {} +   # older builds of these
+  log "examples for $suite/$mpi: $out"; echo "$out"
 }
 
 gen_pki() { # CA, apiserver serving cert, client certs admin (O=system:masters) and system:kube-proxy, SA key pair, kubeconfigs
@@ -726,11 +770,12 @@ case ${1:-} in
   build) cmd_build ;;
   image) shift; cmd_image "$@" ;;
   kompi-image) shift; cmd_kompi_image "$@" ;;
+  examples) shift; cmd_examples "$@" ;;
   up) cmd_up ;;
   restart-apiserver) cmd_restart_apiserver ;;
   check) cmd_check ;;
   status) cmd_status ;;
   down) cmd_down ;;
   _dns-sync) dns_sync ;;
-  *) sed -n '2,5s/^# \{0,1\}//p' "$SELF"; exit 2 ;;
+  *) sed -n '2,6s/^# \{0,1\}//p' "$SELF"; exit 2 ;;
 esac
