@@ -16,7 +16,8 @@ use super::error::InitError;
 use super::identity::Identity;
 use super::layout::Layout;
 use super::sshd::{self, Sshd};
-use super::{InitArgs, home_files as home, keys, open_mpi, strict_modes};
+use super::open_mpi::{self, Installed};
+use super::{InitArgs, home_files as home, keys, strict_modes};
 use crate::atomic_file::write_atomically;
 
 /// Open MPI series whose defaults are written when the version cannot be asked (kube-openmpi's images carry 4.x).
@@ -82,19 +83,35 @@ fn become_subreaper() {
 }
 
 fn mpi_defaults(args: &InitArgs) -> Result<MpiDefaults<'_>, InitError> {
-    let open_mpi_major = match args.mpi {
-        MpiImplementation::OpenMpi => open_mpi::detect_major_version().unwrap_or_else(|| {
-            warn!(
-                "cannot tell the Open MPI version (neither ompi_info nor mpirun on PATH answered); writing the defaults of Open MPI {ASSUMED_OPEN_MPI_MAJOR}"
-            );
-            ASSUMED_OPEN_MPI_MAJOR
-        }),
-        _ => 0,
-    };
     let hostfile = args.hostfile.to_str().ok_or_else(|| {
         InitError::Usage(format!("--hostfile {} is not valid UTF-8; use a plain path", args.hostfile.display()))
     })?;
-    Ok(MpiDefaults { mpi: args.mpi, open_mpi_major, interface: POD_INTERFACE, hostfile, extra: &args.mca })
+    Ok(MpiDefaults { mpi: args.mpi, open_mpi_major: open_mpi_major(args.mpi), interface: POD_INTERFACE, hostfile, extra: &args.mca })
+}
+
+/// The Open MPI series whose defaults to write (0 for the Hydra MPIs); says when the image's MPI is not
+/// the one the values name, whose hostfile syntax and launcher settings would not fit it.
+fn open_mpi_major(mpi: MpiImplementation) -> u32 {
+    let installed = open_mpi::detect();
+    let wrong = |found: &str, fix: &str| {
+        warn!("the cluster is set up for {} but the image's MPI is {found}: set mpi.implementation: {fix}", mpi.as_str());
+    };
+    match (mpi, installed) {
+        (MpiImplementation::OpenMpi, Some(Installed::OpenMpi { major })) => major,
+        (MpiImplementation::OpenMpi, found) => {
+            match found {
+                Some(Installed::Hydra) => wrong("Hydra's (MPICH or Intel MPI)", "mpich (or intel)"),
+                _ => warn!("cannot tell the Open MPI version (neither ompi_info, mpirun nor mpiexec on PATH answered)"),
+            }
+            warn!("writing the defaults of Open MPI {ASSUMED_OPEN_MPI_MAJOR}");
+            ASSUMED_OPEN_MPI_MAJOR
+        }
+        (_, Some(Installed::OpenMpi { major })) => {
+            wrong(&format!("Open MPI {major}"), "openmpi");
+            0
+        }
+        (_, _) => 0,
+    }
 }
 
 /// ssh (and so mpiexec) reads `~/.ssh/config` in the passwd home; say so when $HOME points elsewhere.
