@@ -2,6 +2,7 @@
 //! `kubectl exec NAME-master -- mpiexec ...` gets them too.
 
 use kompi_spec::MpiImplementation;
+use kompi_spec::contract::POD_INTERFACE;
 
 /// The start of every file [`home_files`] makes; a file that starts otherwise is the user's and left alone.
 pub const FILE_MARKER: &str = "# written by kompi init";
@@ -116,25 +117,17 @@ fn params_file(header: &str, defaults: &[(&str, &str)], user: &[(String, String)
 }
 
 /// Environment the launcher of MPICH / Intel MPI needs, known when rendering (they have no
-/// per-user parameter file), plus Open MPI's consent to run as root where the pod does.
+/// per-user parameter file), plus Open MPI's consent to run as root where the pod does. Hydra's
+/// proxies on the workers call mpiexec back at the master's host name unless told the interface: the
+/// name (`NAME-master`) resolves only on the master, so they get its `eth0` address instead.
 pub fn launcher_env(mpi: MpiImplementation, hostfile: &str, runs_as_root: bool) -> Vec<(String, String)> {
-    let mut env = Vec::new();
-    match mpi {
-        MpiImplementation::OpenMpi if runs_as_root => {
-            env.push(("OMPI_ALLOW_RUN_AS_ROOT".to_string(), "1".to_string()));
-            env.push(("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM".to_string(), "1".to_string()));
-        }
-        MpiImplementation::OpenMpi => {}
-        MpiImplementation::Mpich => {
-            env.push(("HYDRA_HOST_FILE".to_string(), hostfile.to_string()));
-            env.push(("HYDRA_LAUNCHER".to_string(), "ssh".to_string()));
-        }
-        MpiImplementation::Intel => {
-            env.push(("I_MPI_HYDRA_HOST_FILE".to_string(), hostfile.to_string()));
-            env.push(("I_MPI_HYDRA_BOOTSTRAP".to_string(), "ssh".to_string()));
-        }
-    }
-    env
+    let pairs: &[(&str, &str)] = match mpi {
+        MpiImplementation::OpenMpi if runs_as_root => &[("OMPI_ALLOW_RUN_AS_ROOT", "1"), ("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")],
+        MpiImplementation::OpenMpi => &[],
+        MpiImplementation::Mpich => &[("HYDRA_HOST_FILE", hostfile), ("HYDRA_LAUNCHER", "ssh"), ("HYDRA_IFACE", POD_INTERFACE)],
+        MpiImplementation::Intel => &[("I_MPI_HYDRA_HOST_FILE", hostfile), ("I_MPI_HYDRA_BOOTSTRAP", "ssh"), ("I_MPI_HYDRA_IFACE", POD_INTERFACE)],
+    };
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 #[cfg(test)]
@@ -231,6 +224,8 @@ mod tests {
     fn hydra_reads_the_environment() {
         assert!(home_files(&MpiDefaults { mpi: MpiImplementation::Mpich, open_mpi_major: 0, interface: "eth0", hostfile: "/h", extra: &[] }).is_empty());
         assert_eq!(launcher_env(MpiImplementation::Mpich, "/h", true)[0], ("HYDRA_HOST_FILE".into(), "/h".into()));
+        assert!(launcher_env(MpiImplementation::Mpich, "/h", false).contains(&("HYDRA_IFACE".into(), "eth0".into())));
+        assert!(launcher_env(MpiImplementation::Intel, "/h", false).contains(&("I_MPI_HYDRA_IFACE".into(), "eth0".into())));
         assert_eq!(launcher_env(MpiImplementation::OpenMpi, "/h", false), vec![]);
         assert_eq!(launcher_env(MpiImplementation::OpenMpi, "/h", true).len(), 2);
     }
