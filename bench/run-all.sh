@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every benchmark in order and prints their figures; progress goes to stderr.
 #
-#   bench/run-all.sh                 # all five (as root; the last two need the testbed up)
+#   bench/run-all.sh                 # all six (as root; the last three need the testbed up)
 #   bench/run-all.sh > figures.md    # figures only in the file
 #   KOMPI=/path/to/kompi bench/run-all.sh
 #
@@ -11,7 +11,7 @@
 set -u
 cd "$(dirname "$0")"
 
-scripts=(local_launch.py local_pingpong.py local_up.py hostfile_freshness.py kube_up.py)
+scripts=(local_launch.py local_pingpong.py local_up.py hostfile_freshness.py kube_up.py kube_mpi.py)
 failed=() skipped=()
 for script in "${scripts[@]}"; do
     echo "=== $script (load average $(cut -d' ' -f1-3 /proc/loadavg))" >&2
