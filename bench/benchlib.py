@@ -93,6 +93,18 @@ def table(headers: list[str], rows: list[list]) -> str:
     return "\n".join(out)
 
 
+def pingpong_table(out: str) -> dict[int, tuple[float, float]]:
+    """examples/pingpong's table: message size in bytes -> (one-way latency in µs, bandwidth in MB/s)."""
+    rows = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0].isdigit():
+            rows[int(parts[0])] = (float(parts[1]), float(parts[2]))
+    if 8 not in rows or 4 << 20 not in rows:
+        raise RuntimeError(f"unexpected pingpong output:\n{out[-2000:]}")
+    return rows
+
+
 # --- processes ----------------------------------------------------------------------------------
 
 def require_root() -> None:

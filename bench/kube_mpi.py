@@ -33,7 +33,7 @@ import re
 import subprocess
 import time
 
-from benchlib import header, kompi_bin, loadavg, log, main_guard, median, ratio, run, sec, table, testbed_kube
+from benchlib import header, kompi_bin, loadavg, log, main_guard, median, pingpong_table, ratio, run, sec, table, testbed_kube
 
 VERSION = "0.1.0"
 HOSTFILE = "/kube-openmpi/generated/hostfile"
@@ -88,14 +88,7 @@ class Bench:
     def pingpong(self, mpi: Mpi, iters: int) -> dict[int, tuple[float, float]]:
         """Latency (µs) and bandwidth (MB/s) by message size."""
         _, out = self.in_master(mpi, mpi.mpiexec(2, [f"{EXAMPLES}/pingpong", str(iters)]))
-        rows = {}
-        for line in out.splitlines():
-            words = line.split()
-            if len(words) == 3 and words[0].isdigit():
-                rows[int(words[0])] = (float(words[1]), float(words[2]))
-        if 8 not in rows or 4 << 20 not in rows:
-            raise RuntimeError(f"{mpi.label}: pingpong printed no table: {out[-500:]}")
-        return rows
+        return pingpong_table(out)
 
     def launch(self, mpi: Mpi) -> float:
         took, out = self.in_master(mpi, mpi.mpiexec(PODS, ["hostname"]))

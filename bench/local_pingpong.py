@@ -28,19 +28,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import (Cleanup, LocalCluster, Phase, example_bin, header, loadavg, log, main_guard, median, ratio, require_root, run,
-                      stop_process, table)
+from benchlib import (Cleanup, LocalCluster, Phase, example_bin, header, loadavg, log, main_guard, median, pingpong_table, ratio, require_root,
+                      run, stop_process, table)
 
 
 def parse_pingpong(out: str) -> tuple[float, float]:
     """(one-way latency of 8 B in microseconds, bandwidth at 4 MiB in MB/s) from pingpong's table."""
-    rows = {}
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) == 3 and parts[0].isdigit():
-            rows[int(parts[0])] = (float(parts[1]), float(parts[2]))
-    if 8 not in rows or 4 << 20 not in rows:
-        raise RuntimeError(f"unexpected pingpong output:\n{out}")
+    rows = pingpong_table(out)
     return rows[8][0], rows[4 << 20][1]
 
 
