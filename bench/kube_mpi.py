@@ -116,21 +116,34 @@ def main() -> int:
         for mpi in MPIS:
             stack.callback(run, [kompi, "down", mpi.cluster, "-n", ns, "--kubeconfig", kube.kubeconfig, "--wait"], check=False)
             bench.up(mpi)
-        log("warm-up: one unrecorded ping-pong and launch of each")
-        for mpi in MPIS:
-            bench.pingpong(mpi, args.iters)
-            bench.launch(mpi)
         pp = {m.label: [] for m in MPIS}
         launches = {m.label: [] for m in MPIS}
+        failures = {m.label: [] for m in MPIS}
         loads = []
+
+        def attempt(mpi: Mpi, what: str, measure, into: list | None) -> None:
+            """One measurement; a failure (an ssh handshake timing out on a loaded machine, say) is
+            counted and shown, not fatal."""
+            try:
+                result = measure()
+            except (RuntimeError, subprocess.TimeoutExpired) as e:
+                failures[mpi.label].append(what)
+                log(f"{mpi.label}: {what} FAILED: {str(e)[-300:]}")
+                return
+            if into is not None:
+                into.append(result)
+
+        log("warm-up: one unrecorded ping-pong and launch of each")
+        for mpi in MPIS:
+            attempt(mpi, "warm-up ping-pong", lambda: bench.pingpong(mpi, args.iters), None)
+            attempt(mpi, "warm-up launch", lambda: bench.launch(mpi), None)
         for rep in range(args.reps):
             order = MPIS[rep % len(MPIS):] + MPIS[:rep % len(MPIS)]
             for mpi in order:
                 loads.append(loadavg().split()[0])
-                pp[mpi.label].append(bench.pingpong(mpi, args.iters))
-                launches[mpi.label].append(bench.launch(mpi))
-                lat, bw = pp[mpi.label][-1][8][0], pp[mpi.label][-1][4 << 20][1]
-                log(f"round {rep + 1}/{args.reps} {mpi.label}: 8 B {lat:.2f} µs, 4 MiB {bw:.0f} MB/s, launch {sec(launches[mpi.label][-1])}")
+                attempt(mpi, "ping-pong", lambda: bench.pingpong(mpi, args.iters), pp[mpi.label])
+                attempt(mpi, "launch", lambda: bench.launch(mpi), launches[mpi.label])
+                log(f"round {rep + 1}/{args.reps} {mpi.label}: {len(pp[mpi.label])} ping-pongs, {len(launches[mpi.label])} launches so far")
 
     base = MPIS[0].label
     print(f"Medians of {args.reps} rounds, the MPIs taking turns; ping-pong {args.iters} round trips per size up to 64 KiB; "
@@ -141,8 +154,10 @@ def main() -> int:
         lat = median([r[8][0] for r in pp[m.label]])
         bw64 = median([r[65536][1] for r in pp[m.label]])
         bw4 = median([r[4 << 20][1] for r in pp[m.label]])
-        rows.append([m.label, m.version, f"{lat:.2f} µs", f"{bw64:.0f} MB/s", f"{bw4:.0f} MB/s", sec(median(launches[m.label]))])
-    print(table(["MPI", "version", "latency 8 B", "bandwidth 64 KiB", "bandwidth 4 MiB", f"hostname on {PODS} pods"], rows))
+        rows.append([m.label, m.version, f"{lat:.2f} µs", f"{bw64:.0f} MB/s", f"{bw4:.0f} MB/s", sec(median(launches[m.label])),
+                     f"{len(pp[m.label])} / {len(launches[m.label])}", ", ".join(failures[m.label]) or "none"])
+    print(table(["MPI", "version", "latency 8 B", "bandwidth 64 KiB", "bandwidth 4 MiB", f"hostname on {PODS} pods", "runs (pp / launch)",
+                 "failed"], rows))
     print()
     ratios = []
     for m in MPIS[1:]:
