@@ -143,7 +143,9 @@ def main() -> int:
                 loads.append(loadavg().split()[0])
                 attempt(mpi, "ping-pong", lambda: bench.pingpong(mpi, args.iters), pp[mpi.label])
                 attempt(mpi, "launch", lambda: bench.launch(mpi), launches[mpi.label])
-                log(f"round {rep + 1}/{args.reps} {mpi.label}: {len(pp[mpi.label])} ping-pongs, {len(launches[mpi.label])} launches so far")
+                last_pp = f"8 B {pp[mpi.label][-1][8][0]:.2f} µs, 4 MiB {pp[mpi.label][-1][4 << 20][1]:.0f} MB/s" if pp[mpi.label] else "no ping-pong yet"
+                last_launch = sec(launches[mpi.label][-1]) if launches[mpi.label] else "none yet"
+                log(f"round {rep + 1}/{args.reps} {mpi.label}: last {last_pp}, launch {last_launch} (load {loads[-1]})")
 
     base = MPIS[0].label
     print(f"Medians of {args.reps} rounds, the MPIs taking turns; ping-pong {args.iters} round trips per size up to 64 KiB; "
