@@ -10,9 +10,10 @@ use crate::cluster::{
     AppCode, ClusterName, ClusterSpec, Image, Master, MpiImplementation, OneShot, PodOptions, SshKeyPair, Workers,
     dns1123_label,
 };
-use crate::contract::{RESERVED_VOLUME_PREFIX, SSH_KEY_DIR};
+use crate::contract::{DEFAULT_SSH_PORT, RESERVED_VOLUME_PREFIX, SSH_KEY_DIR, SYNC_SECRET_SUFFIX, SYNC_VOLUME_PREFIX};
 use crate::error::{Problem, SpecError};
 use crate::k8s::{self, GPU_RESOURCE};
+use crate::limits::{DNS_LABEL_MAX, FIRST_UNPRIVILEGED_PORT, MAX_APP_CODE_NAME, MAX_SLOTS, NODE_PORT_RANGE};
 use crate::tree::{Layer, Merged, Origin, YamlPath, describe, parse_yaml};
 use crate::{quantity, set, sshkey, validate};
 
@@ -123,7 +124,7 @@ impl Builder<'_> {
     }
 
     fn spec(&mut self, name: ClusterName, req: &Request) -> ClusterSpec {
-        let ssh_port = self.int("ssh.port").and_then(|p| u16::try_from(p).ok()).unwrap_or(crate::contract::DEFAULT_SSH_PORT);
+        let ssh_port = self.int("ssh.port").and_then(|p| u16::try_from(p).ok()).unwrap_or(DEFAULT_SSH_PORT);
         let master = Master {
             pod: self.pod_options("mpiMaster", false),
             follow_workers: self.bool("mpiMaster.autoUpdateHostfile.enabled"),
@@ -140,10 +141,12 @@ impl Builder<'_> {
             disruption_budget: self.bool("mpiWorkers.customScheduling.podDisruptionBudget.enabled"),
         };
         for (role, pod) in [("mpiMaster", &master.pod), ("mpiWorkers", &workers.pod)] {
-            if ssh_port < 1024 && !pod.runs_as_root() {
+            if ssh_port < FIRST_UNPRIVILEGED_PORT && !pod.runs_as_root() {
                 self.problem(
                     "ssh.port",
-                    format!("port {ssh_port} needs root, but {role}.securityContext.runAsUser is not 0; use a port of 1024 or more (the default is 2022)"),
+                    format!(
+                        "port {ssh_port} needs root, but {role}.securityContext.runAsUser is not 0; use a port of {FIRST_UNPRIVILEGED_PORT} or more (the default is {DEFAULT_SSH_PORT})"
+                    ),
                 );
             }
         }
@@ -266,8 +269,11 @@ impl Builder<'_> {
             };
             if let Err(m) = dns1123_label(&name) {
                 self.problem(&at("name"), m);
-            } else if name.len() > 45 {
-                self.problem(&at("name"), format!("{name:?} is too long: at most 45 characters, so that the volume kompi-sync-{name}-secret stays within 63"));
+            } else if name.len() > MAX_APP_CODE_NAME {
+                self.problem(
+                    &at("name"),
+                    format!("{name:?} is too long: at most {MAX_APP_CODE_NAME} characters, so that the volume {SYNC_VOLUME_PREFIX}{name}{SYNC_SECRET_SUFFIX} stays within {DNS_LABEL_MAX}"),
+                );
             }
             if !seen.insert(name.clone()) {
                 self.problem(&at("name"), format!("{name:?} appears twice in appCodesToSync"));
@@ -341,10 +347,12 @@ impl Builder<'_> {
             return None;
         }
         let port = self.int("sshGateway.nodePort").and_then(|p| u16::try_from(p).ok()).unwrap_or(30220);
-        if !(30000..=32767).contains(&port) {
+        if !NODE_PORT_RANGE.contains(&port) {
             self.warnings.push(format!(
-                "{}: sshGateway.nodePort {port} is outside Kubernetes' default NodePort range 30000-32767; the API server may refuse it",
-                self.merged.origin(&YamlPath::parse("sshGateway.nodePort"))
+                "{}: sshGateway.nodePort {port} is outside Kubernetes' default NodePort range {}-{}; the API server may refuse it",
+                self.merged.origin(&YamlPath::parse("sshGateway.nodePort")),
+                NODE_PORT_RANGE.start(),
+                NODE_PORT_RANGE.end()
             ));
         }
         Some(port)
@@ -369,7 +377,7 @@ pub fn default_slots(resources: Option<&ResourceRequirements>, count_gpus: bool)
     };
     let gpus = if count_gpus { amount(GPU_RESOURCE) } else { None };
     let n = gpus.or_else(|| amount("cpu")).unwrap_or(1.0).floor();
-    if n < 1.0 { 1 } else { n.min(4096.0) as u32 }
+    if n < 1.0 { 1 } else { n.min(f64::from(MAX_SLOTS)) as u32 }
 }
 
 #[cfg(test)]

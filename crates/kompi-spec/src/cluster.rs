@@ -9,21 +9,19 @@ use k8s_openapi::api::core::v1::{
 };
 
 use crate::contract;
+use crate::limits::{DNS_LABEL_MAX, MAX_CLUSTER_NAME};
 
 /// A cluster name: a DNS-1035 label short enough that every derived name is valid
 /// (`NAME-worker-<ordinal>` pods and the `NAME-worker-<revision hash>` label the StatefulSet controller adds).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ClusterName(String);
 
-/// The longest cluster name: `NAME-worker-` plus a 10-character controller revision hash must fit in 63.
-pub const MAX_CLUSTER_NAME: usize = 63 - "-worker-".len() - 10;
-
 impl ClusterName {
     pub fn new(name: &str) -> Result<Self, String> {
         dns1035_label(name)?;
         if name.len() > MAX_CLUSTER_NAME {
             return Err(format!(
-                "{name:?} is {} characters; at most {MAX_CLUSTER_NAME} fit, so that {name}-worker-<revision hash> stays within 63",
+                "{name:?} is {} characters; at most {MAX_CLUSTER_NAME} fit, so that {name}-worker-<revision hash> stays within {DNS_LABEL_MAX}",
                 name.len()
             ));
         }
@@ -81,8 +79,8 @@ pub fn dns1123_label(s: &str) -> Result<(), String> {
     if s.is_empty() {
         return Err("must not be empty".into());
     }
-    if s.len() > 63 {
-        return Err(format!("{s:?} is {} characters; a DNS label has at most 63", s.len()));
+    if s.len() > DNS_LABEL_MAX {
+        return Err(format!("{s:?} is {} characters; a DNS label has at most {DNS_LABEL_MAX}", s.len()));
     }
     let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
     if let Some(bad) = s.chars().find(|c| !ok_char(*c)) {
@@ -210,7 +208,7 @@ impl AppCode {
         format!("{}{}", contract::SYNC_VOLUME_PREFIX, self.name)
     }
     pub fn secret_volume(&self) -> String {
-        format!("{}{}-secret", contract::SYNC_VOLUME_PREFIX, self.name)
+        format!("{}{}{}", contract::SYNC_VOLUME_PREFIX, self.name, contract::SYNC_SECRET_SUFFIX)
     }
     pub fn init_container(&self) -> String {
         format!("{}-fetch", self.name)

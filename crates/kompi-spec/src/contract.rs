@@ -27,6 +27,8 @@ pub const SIDECAR_CONTAINER: &str = "hostfile";
 /// Volumes kompi adds to the pods; user volumes may not use the prefix.
 pub const RESERVED_VOLUME_PREFIX: &str = "kompi-";
 pub const SYNC_VOLUME_PREFIX: &str = "kompi-sync-";
+/// The git-sync volume of a private repository's deploy key: `kompi-sync-<name>-secret`.
+pub const SYNC_SECRET_SUFFIX: &str = "-secret";
 
 pub const LABEL_NAME: &str = "app.kubernetes.io/name";
 pub const LABEL_INSTANCE: &str = "app.kubernetes.io/instance";

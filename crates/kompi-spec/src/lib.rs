@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod contract;
 mod error;
 pub mod k8s;
+pub mod limits;
 pub mod quantity;
 pub mod schema;
 mod set;

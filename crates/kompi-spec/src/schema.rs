@@ -1,6 +1,8 @@
 //! Every values key kompi accepts: its type and what it means. The defaults live in `defaults.yaml`;
 //! this table drives validation (unknown keys, wrong types) and the README's table of keys.
 
+use crate::limits::{MAX_SLOTS, MAX_WAIT_SECONDS, MAX_WORKERS};
+
 /// The Kubernetes types that values subtrees are passed through to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum K8sType {
@@ -50,7 +52,7 @@ const ANY_STR: Kind = Kind::Str { nonempty: false };
 const PULL_POLICY: Kind = Kind::Enum(&["Always", "IfNotPresent", "Never"]);
 const KUBECTL_IGNORED: &str = "kompi's hostfile watcher is built into the kompi image, so no kubectl image is used";
 const PORT: Kind = Kind::Int { min: 1, max: 65535 };
-const SLOTS: Kind = Kind::Int { min: 1, max: 4096 };
+const SLOTS: Kind = Kind::Int { min: 1, max: MAX_SLOTS as i64 };
 
 pub const ENTRIES: &[Entry] = &[
     e("image.repository", STR, "MPI image (master and workers); must contain kompi at /usr/local/bin/kompi, sshd and MPI"),
@@ -88,7 +90,7 @@ pub const ENTRIES: &[Entry] = &[
     e("mpiMaster.oneShot.command", STR, "the command, run with `bash -c` on the master"),
     e(
         "mpiMaster.oneShot.waitTimeoutSeconds",
-        Kind::Int { min: 1, max: 86_400 },
+        Kind::Int { min: 1, max: MAX_WAIT_SECONDS as i64 },
         "kompi: how long the one-shot master waits for every worker to answer on ssh",
     ),
     e("mpiMaster.customScheduling.enabled", Kind::Bool, "use `schedulerName` for the master"),
@@ -99,7 +101,7 @@ pub const ENTRIES: &[Entry] = &[
     e("mpiMaster.affinity", Kind::K8s(K8sType::Affinity), "master affinity"),
     e("mpiMaster.volumes", Kind::K8s(K8sType::Volumes), "extra volumes of the master pod"),
     e("mpiMaster.volumeMounts", Kind::K8s(K8sType::VolumeMounts), "extra volumeMounts of the master's MPI container"),
-    e("mpiWorkers.num", Kind::Int { min: 0, max: 1000 }, "number of workers (StatefulSet replicas)"),
+    e("mpiWorkers.num", Kind::Int { min: 0, max: MAX_WORKERS as i64 }, "number of workers (StatefulSet replicas)"),
     e("mpiWorkers.slots", SLOTS, "kompi: slots per worker (default: nvidia.com/gpu, else CPU, else 1)"),
     e("mpiWorkers.securityContext", Kind::K8s(K8sType::PodSecurityContext), "worker pod securityContext"),
     e("mpiWorkers.customScheduling.enabled", Kind::Bool, "use `schedulerName` for the workers"),

@@ -2,6 +2,8 @@
 
 use serde_json::{Map, Number, Value};
 
+use crate::limits::MAX_SET_INDEX;
+
 /// Parses one `--set` argument into a values tree. `strings` is `--set-string`: no type inference.
 pub fn parse_set(arg: &str, strings: bool) -> Result<Value, String> {
     let mut tree = Value::Object(Map::new());
@@ -41,7 +43,7 @@ fn parse_key(key: &str) -> Result<Vec<Step>, String> {
             let index: usize = rest[1..close]
                 .parse()
                 .map_err(|_| format!("{key:?}: list index {:?} is not a non-negative integer", &rest[1..close]))?;
-            if index > 10_000 {
+            if index > MAX_SET_INDEX {
                 return Err(format!("{key:?}: list index {index} is too large"));
             }
             steps.push(Step::Index(index));

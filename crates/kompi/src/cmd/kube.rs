@@ -10,6 +10,7 @@ use kompi_kube::pods::Place;
 use kompi_kube::run::RunOptions;
 use kompi_kube::{Connection, KubeError, Target};
 use kompi_spec::ClusterName;
+use kompi_spec::limits::MAX_WORKERS;
 
 use crate::cmd::args::{LaunchArgs, parse_duration};
 use crate::exit::Exit;
@@ -293,8 +294,8 @@ pub fn list(a: &ListArgs) -> anyhow::Result<i32> {
 
 pub fn scale(a: &ScaleArgs) -> anyhow::Result<i32> {
     let name = cluster_name(&a.name)?;
-    if a.workers > 1000 {
-        return Err(Exit::invalid(format!("--workers {}: at most 1000", a.workers)).into());
+    if a.workers > MAX_WORKERS {
+        return Err(Exit::invalid(format!("--workers {}: at most {MAX_WORKERS}", a.workers)).into());
     }
     runtime().block_on(async {
         let conn = connect(&a.kube).await.map_err(kube)?;
