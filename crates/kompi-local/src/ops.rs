@@ -10,7 +10,7 @@ use kompi_render::hostfile::{HostEntry, hostfile};
 use kompi_render::launcher::{self, mpiexec};
 use kompi_render::worker::init_command;
 use kompi_spec::sshkey::{KeyType, generate};
-use kompi_spec::{ClusterName, MpiImplementation, Request, Source, SshKeyPair};
+use kompi_spec::{ClusterName, Request, Source, SshKeyPair};
 use serde::Serialize;
 
 use crate::error::LocalError;
@@ -89,7 +89,7 @@ pub fn up(ctx: &mut Context, opts: &UpOptions) -> Result<ClusterState, LocalErro
     let mut state = ClusterState {
         plan,
         ssh_port: spec.ssh_port,
-        mpi: spec.mpi.as_str().into(),
+        mpi: spec.mpi,
         master_slots: spec.master.pod.slots,
         worker_slots: spec.workers.pod.slots,
         nodes: Vec::new(),
@@ -260,15 +260,11 @@ fn log_tail(path: &Path) -> String {
     if lines.is_empty() { format!("nothing in {}", path.display()) } else { lines.into_iter().rev().collect::<Vec<_>>().join(" | ") }
 }
 
-fn mpi_of(state: &ClusterState) -> MpiImplementation {
-    MpiImplementation::parse(&state.mpi).unwrap_or(MpiImplementation::OpenMpi)
-}
-
 fn write_hostfile(dir: &StateDir, state: &ClusterState) -> Result<(), LocalError> {
     let cluster = ClusterName::new(&state.plan.cluster).map_err(LocalError::Invalid)?;
     let mut entries = vec![HostEntry { host: state.plan.master().name.clone(), slots: state.master_slots }];
     entries.extend(state.plan.workers().map(|w| HostEntry { host: cluster.worker_host(&w.name), slots: state.worker_slots }));
-    let text = hostfile(mpi_of(state), &entries);
+    let text = hostfile(state.mpi, &entries);
     let tmp = dir.root.join("hostfile.tmp");
     std::fs::write(&tmp, text).map_err(|e| LocalError::io("writing the hostfile", e))?;
     std::fs::rename(&tmp, dir.hostfile()).map_err(|e| LocalError::io("writing the hostfile", e))
@@ -332,7 +328,7 @@ pub fn run(ctx: &mut Context, opts: &RunOptions) -> Result<Outcome, LocalError> 
     let (dir, state) = ctx.existing(&opts.name)?;
     check_nodes(&state)?;
     let launch = launcher::Launch { np: opts.np, npernode: opts.npernode, mca: &opts.mca, command: &opts.command };
-    let args = mpiexec(mpi_of(&state), &dir.hostfile().display().to_string(), &launch).map_err(LocalError::Invalid)?;
+    let args = mpiexec(state.mpi, &dir.hostfile().display().to_string(), &launch).map_err(LocalError::Invalid)?;
     let master = state.plan.master().name.clone();
     let status = run_in_node(&master, &state, &args)?;
     let dead_nodes = if status == 0 { Vec::new() } else { dead_nodes(&state) };

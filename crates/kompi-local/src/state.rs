@@ -10,6 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
+use kompi_spec::MpiImplementation;
 use serde::{Deserialize, Serialize};
 
 use crate::error::LocalError;
@@ -24,7 +25,7 @@ pub const PRIVATE_HOME_DIRS: [&str; 4] = [".ssh", ".kompi", ".openmpi", ".prte"]
 pub struct ClusterState {
     pub plan: Plan,
     pub ssh_port: u16,
-    pub mpi: String,
+    pub mpi: MpiImplementation,
     pub master_slots: u32,
     pub worker_slots: u32,
     /// The `kompi init` process of each node, by node name; filled in as nodes start.
@@ -117,4 +118,26 @@ pub fn list(base: &Path) -> Vec<(String, StateDir)> {
         .collect();
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Subnet, plan};
+    use kompi_spec::ClusterName;
+
+    #[test]
+    fn the_mpi_flavour_is_stored_as_its_word_and_checked_when_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let state_dir = StateDir { root: dir.path().to_path_buf() };
+        let plan = plan(&ClusterName::new("demo").unwrap(), 1, Subnet::parse("10.250.9.0/24").unwrap(), "kompi9").unwrap();
+        let state = ClusterState { plan, ssh_port: 2022, mpi: MpiImplementation::Mpich, master_slots: 1, worker_slots: 2, nodes: Vec::new() };
+        state_dir.save(&state).unwrap();
+        let text = std::fs::read_to_string(state_dir.file()).unwrap();
+        assert!(text.contains("\"mpi\": \"mpich\""), "{text}");
+        assert_eq!(state_dir.load().unwrap().mpi, MpiImplementation::Mpich);
+        std::fs::write(state_dir.file(), text.replace("\"mpich\"", "\"lam\"")).unwrap();
+        let error = state_dir.load().unwrap_err().to_string();
+        assert!(error.contains("is damaged") && error.contains("expected one of openmpi, mpich, intel"), "{error}");
+    }
 }

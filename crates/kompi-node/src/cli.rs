@@ -12,8 +12,7 @@ pub fn cluster_name(s: &str) -> Result<ClusterName, String> {
 
 /// `openmpi | mpich | intel`, listed in `--help`.
 pub fn mpi_implementation() -> impl TypedValueParser<Value = MpiImplementation> {
-    PossibleValuesParser::new(["openmpi", "mpich", "intel"])
-        .map(|s| MpiImplementation::parse(&s).unwrap_or(MpiImplementation::OpenMpi))
+    PossibleValuesParser::new(MpiImplementation::WORDS).try_map(|s| s.parse::<MpiImplementation>())
 }
 
 /// The one line a fatal error gets. Never panics, even with stderr closed (eprintln! would).

@@ -79,7 +79,7 @@ fn sidecar(spec: &ClusterSpec) -> Container {
     Container {
         name: SIDECAR_CONTAINER.into(),
         image: Some(spec.image.reference.clone()),
-        image_pull_policy: Some(spec.image.pull_policy.clone()),
+        image_pull_policy: Some(spec.image.pull_policy.to_string()),
         command: Some(vec![KOMPI_BIN.into()]),
         args: Some(hostfile_command(spec).to_args()),
         env: Some(vec![EnvVar {

@@ -54,7 +54,7 @@ pub fn mpi_container(spec: &ClusterSpec, pod: &PodOptions, name: &str, init: &In
     Container {
         name: name.into(),
         image: Some(spec.image.reference.clone()),
-        image_pull_policy: Some(spec.image.pull_policy.clone()),
+        image_pull_policy: Some(spec.image.pull_policy.to_string()),
         command: Some(vec![KOMPI_BIN.into()]),
         args: Some(init.to_args()),
         env: Some(env_vars),
@@ -100,7 +100,7 @@ pub fn git_sync_containers(spec: &ClusterSpec) -> Vec<Container> {
             Container {
                 name: a.init_container(),
                 image: Some(spec.git_sync_image.reference.clone()),
-                image_pull_policy: Some(spec.git_sync_image.pull_policy.clone()),
+                image_pull_policy: Some(spec.git_sync_image.pull_policy.to_string()),
                 env: Some(env_vars),
                 volume_mounts: Some(mounts),
                 security_context,

@@ -33,7 +33,7 @@ pub fn stateful_set(spec: &ClusterSpec) -> StatefulSet {
         spec: StatefulSetSpec {
             replicas: Some(spec.workers.count as i32),
             service_name: Some(spec.name.service()),
-            pod_management_policy: Some(spec.workers.pod_management_policy.clone()),
+            pod_management_policy: Some(spec.workers.pod_management_policy.to_string()),
             selector: selector(spec, Some(Component::Worker)),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta { labels: Some(labels(spec, Some(Component::Worker))), ..Default::default() }),

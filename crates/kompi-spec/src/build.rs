@@ -7,8 +7,8 @@ use k8s_openapi::api::core::v1::{PodSecurityContext, ResourceRequirements};
 use serde_json::Value;
 
 use crate::cluster::{
-    AppCode, ClusterName, ClusterSpec, Image, Master, MpiImplementation, OneShot, PodOptions, SshKeyPair, Workers,
-    dns1123_label,
+    AppCode, ClusterName, ClusterSpec, Image, Master, MpiImplementation, OneShot, PodManagementPolicy, PodOptions, PullPolicy,
+    SshKeyPair, Workers, dns1123_label,
 };
 use crate::contract::{DEFAULT_SSH_PORT, RESERVED_VOLUME_PREFIX, SSH_KEY_DIR, SYNC_SECRET_SUFFIX, SYNC_VOLUME_PREFIX};
 use crate::error::{Problem, SpecError};
@@ -137,7 +137,7 @@ impl Builder<'_> {
         let workers = Workers {
             pod: self.pod_options("mpiWorkers", true),
             count: self.int("mpiWorkers.num").unwrap_or(0) as u32,
-            pod_management_policy: self.str("mpiWorkers.podManagementPolicy"),
+            pod_management_policy: PodManagementPolicy::parse(&self.str("mpiWorkers.podManagementPolicy")).unwrap_or(PodManagementPolicy::Parallel),
             disruption_budget: self.bool("mpiWorkers.customScheduling.podDisruptionBudget.enabled"),
         };
         for (role, pod) in [("mpiMaster", &master.pod), ("mpiWorkers", &workers.pod)] {
@@ -176,7 +176,9 @@ impl Builder<'_> {
         let repository = self.str(&format!("{prefix}.repository"));
         let tag = self.str(&format!("{prefix}.tag"));
         let reference = if tag.is_empty() { repository } else { format!("{repository}:{tag}") };
-        Image { reference, pull_policy: self.str(&format!("{prefix}.pullPolicy")) }
+        // The schema allows only its words.
+        let pull_policy = PullPolicy::parse(&self.str(&format!("{prefix}.pullPolicy"))).unwrap_or(PullPolicy::IfNotPresent);
+        Image { reference, pull_policy }
     }
 
     fn pod_options(&mut self, role: &str, is_worker: bool) -> PodOptions {

@@ -9,6 +9,7 @@ use k8s_openapi::api::core::v1::{
 };
 
 use crate::contract;
+use crate::word::word_enum;
 use crate::limits::{DNS_LABEL_MAX, MAX_CLUSTER_NAME};
 
 /// A cluster name: a DNS-1035 label short enough that every derived name is valid
@@ -101,28 +102,29 @@ pub fn dns1035_label(s: &str) -> Result<(), String> {
     Ok(())
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MpiImplementation {
-    OpenMpi,
-    Mpich,
-    Intel,
+word_enum! {
+    /// The MPI in the image: it decides the hostfile syntax and the launcher's defaults.
+    pub enum MpiImplementation {
+        OpenMpi = "openmpi",
+        Mpich = "mpich",
+        Intel = "intel",
+    }
 }
 
-impl MpiImplementation {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "openmpi" => Some(Self::OpenMpi),
-            "mpich" => Some(Self::Mpich),
-            "intel" => Some(Self::Intel),
-            _ => None,
-        }
+word_enum! {
+    /// A container's imagePullPolicy.
+    pub enum PullPolicy {
+        Always = "Always",
+        IfNotPresent = "IfNotPresent",
+        Never = "Never",
     }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::OpenMpi => "openmpi",
-            Self::Mpich => "mpich",
-            Self::Intel => "intel",
-        }
+}
+
+word_enum! {
+    /// The worker StatefulSet's podManagementPolicy.
+    pub enum PodManagementPolicy {
+        Parallel = "Parallel",
+        OrderedReady = "OrderedReady",
     }
 }
 
@@ -130,7 +132,7 @@ impl MpiImplementation {
 pub struct Image {
     /// `repository:tag`, or the repository alone when the tag is empty.
     pub reference: String,
-    pub pull_policy: String,
+    pub pull_policy: PullPolicy,
 }
 
 /// The ssh key pair every MPI container trusts; `id_rsa`/`id_rsa_pub` in the values whatever its type.
@@ -187,7 +189,7 @@ pub struct Master {
 pub struct Workers {
     pub pod: PodOptions,
     pub count: u32,
-    pub pod_management_policy: String,
+    pub pod_management_policy: PodManagementPolicy,
     pub disruption_budget: bool,
 }
 

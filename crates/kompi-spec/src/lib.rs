@@ -13,6 +13,7 @@ mod set;
 pub mod sshkey;
 pub mod tree;
 mod validate;
+mod word;
 
 pub use build::{DEFAULTS_YAML, Loaded, Request, Source, default_slots, load};
 pub use cluster::*;

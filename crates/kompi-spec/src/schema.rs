@@ -1,6 +1,7 @@
 //! Every values key kompi accepts: its type and what it means. The defaults live in `defaults.yaml`;
 //! this table drives validation (unknown keys, wrong types) and the README's table of keys.
 
+use crate::cluster::{MpiImplementation, PodManagementPolicy, PullPolicy};
 use crate::limits::{MAX_SLOTS, MAX_WAIT_SECONDS, MAX_WORKERS};
 
 /// The Kubernetes types that values subtrees are passed through to.
@@ -49,7 +50,7 @@ const fn e(path: &'static str, kind: Kind, doc: &'static str) -> Entry {
 
 const STR: Kind = Kind::Str { nonempty: true };
 const ANY_STR: Kind = Kind::Str { nonempty: false };
-const PULL_POLICY: Kind = Kind::Enum(&["Always", "IfNotPresent", "Never"]);
+const PULL_POLICY: Kind = Kind::Enum(PullPolicy::WORDS);
 const KUBECTL_IGNORED: &str = "kompi's hostfile watcher is built into the kompi image, so no kubectl image is used";
 const PORT: Kind = Kind::Int { min: 1, max: 65535 };
 const SLOTS: Kind = Kind::Int { min: 1, max: MAX_SLOTS as i64 };
@@ -70,7 +71,7 @@ pub const ENTRIES: &[Entry] = &[
     e("sshGateway.nodePort", PORT, "its nodePort"),
     e("sshKey.id_rsa", STR, "the cluster's private key (any type; `kompi keygen` writes it)"),
     e("sshKey.id_rsa_pub", STR, "the matching public key"),
-    e("mpi.implementation", Kind::Enum(&["openmpi", "mpich", "intel"]), "kompi: MPI in the image; sets hostfile syntax and launcher defaults"),
+    e("mpi.implementation", Kind::Enum(MpiImplementation::WORDS), "kompi: MPI in the image; sets hostfile syntax and launcher defaults"),
     e("mpi.mcaParams", Kind::ScalarMap, "kompi: extra Open MPI MCA parameters for every process"),
     e("ssh.port", PORT, "kompi: sshd port in every MPI container"),
     e(
@@ -112,7 +113,7 @@ pub const ENTRIES: &[Entry] = &[
         "render PodDisruptionBudget NAME-worker-pdb (minAvailable = num)",
     ),
     e("mpiWorkers.resources", Kind::K8s(K8sType::Resources), "worker container resources (`gpu` means nvidia.com/gpu)"),
-    e("mpiWorkers.podManagementPolicy", Kind::Enum(&["Parallel", "OrderedReady"]), "StatefulSet podManagementPolicy"),
+    e("mpiWorkers.podManagementPolicy", Kind::Enum(PodManagementPolicy::WORDS), "StatefulSet podManagementPolicy"),
     e("mpiWorkers.nodeSelector", Kind::K8s(K8sType::NodeSelector), "worker nodeSelector"),
     e("mpiWorkers.tolerations", Kind::K8s(K8sType::Tolerations), "worker tolerations"),
     e("mpiWorkers.affinity", Kind::K8s(K8sType::Affinity), "worker affinity"),

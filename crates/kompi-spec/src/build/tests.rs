@@ -23,10 +23,10 @@ fn lines(err: SpecError) -> Vec<String> {
 fn defaults_match_kube_openmpi() {
     let spec = load_with(vec![key_file()]).unwrap().spec;
     assert_eq!(spec.workers.count, 4);
-    assert_eq!(spec.workers.pod_management_policy, "Parallel");
+    assert_eq!(spec.workers.pod_management_policy, PodManagementPolicy::Parallel);
     assert_eq!(spec.ssh_port, 2022);
     assert_eq!(spec.image.reference, format!("kompi/runtime:{}", env!("CARGO_PKG_VERSION")));
-    assert_eq!(spec.image.pull_policy, "IfNotPresent");
+    assert_eq!(spec.image.pull_policy, PullPolicy::IfNotPresent);
     assert!(spec.master.follow_workers);
     assert!(spec.master.one_shot.is_none());
     assert!(!spec.network_policy && spec.ssh_gateway.is_none());
