@@ -34,6 +34,9 @@ done
 trap 'step "stopping the testbed"; testbed/testbed.sh down' EXIT
 testbed/testbed.sh up
 
+step "doc tests of the values model (a misspelt values key must not compile)"
+cargo test --quiet --doc -p kompi-spec
+
 step "running every test (the e2e suite included)"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --features kompi/e2e --no-fail-fast --test-threads 2 -E 'not binary(e2e_restart)'

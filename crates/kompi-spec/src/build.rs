@@ -3,18 +3,20 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::core::v1::{PodSecurityContext, ResourceRequirements};
-use serde_json::Value;
+use k8s_openapi::api::core::v1::{Affinity, PodSecurityContext, ResourceRequirements, Toleration, Volume, VolumeMount};
 
 use crate::cluster::{
-    AppCode, ClusterName, ClusterSpec, Image, Master, MpiImplementation, OneShot, PodManagementPolicy, PodOptions, PullPolicy,
-    SshKeyPair, Workers, dns1123_label,
+    AppCode, ClusterName, ClusterSpec, Image, Master, OneShot, PodOptions, PullPolicy, SshKeyPair, Workers, dns1123_label,
 };
-use crate::contract::{DEFAULT_SSH_PORT, RESERVED_VOLUME_PREFIX, SSH_KEY_DIR, SYNC_SECRET_SUFFIX, SYNC_VOLUME_PREFIX};
+use crate::contract::{
+    DEFAULT_SSH_PORT, HANDSHAKE_DIR, HOSTFILE_DIR, RESERVED_VOLUME_PREFIX, SSH_KEY_DIR, SYNC_SECRET_SUFFIX, SYNC_VOLUME_PREFIX,
+};
 use crate::error::{Problem, SpecError};
-use crate::k8s::{self, GPU_RESOURCE};
+use crate::k8s::GPU_RESOURCE;
 use crate::limits::{DNS_LABEL_MAX, FIRST_UNPRIVILEGED_PORT, MAX_APP_CODE_NAME, MAX_SLOTS, NODE_PORT_RANGE};
-use crate::tree::{Layer, Merged, Origin, YamlPath, describe, parse_yaml};
+use crate::schema::{ListPaths, Schema};
+use crate::tree::{Layer, Merged, Origin, YamlPath, parse_yaml};
+use crate::values::{AnyText, AppCodeValues, Int, NonEmpty, ScalarMap, SshKeyPaths, SshKeyValues, Values, ValuesPaths};
 use crate::{quantity, set, sshkey, validate};
 
 /// kompi's defaults: kube-openmpi's chart values plus kompi's own keys.
@@ -86,9 +88,21 @@ pub fn load(req: &Request) -> Result<Loaded, SpecError> {
         return Err(SpecError(problems));
     }
     let merged = Merged::new(&defaults, &layers);
+    let values = read_values(&merged)?;
     let mut b = Builder { merged: &merged, problems: Vec::new(), warnings };
-    let spec = b.spec(name.expect("checked above"), req);
+    let spec = b.spec(values, &Values::paths(YamlPath::root()), name.expect("checked above"), req);
     if b.problems.is_empty() { Ok(Loaded { spec, warnings: b.warnings }) } else { Err(SpecError(b.problems)) }
+}
+
+/// The merged values as the typed model. Each layer passed the same types' checks, so a failure here
+/// is kompi's bug, reported like any problem rather than as a panic.
+fn read_values(merged: &Merged) -> Result<Values, SpecError> {
+    serde_path_to_error::deserialize(&merged.tree).map_err(|e| {
+        let at = e.path().to_string();
+        let path = YamlPath::parse(if at == "." { "" } else { &at });
+        let message = format!("{} (kompi could not read values its checks accepted; please report this)", e.into_inner());
+        SpecError(vec![Problem { origin: merged.origin(&path), path, message }])
+    })
 }
 
 struct Builder<'a> {
@@ -97,73 +111,88 @@ struct Builder<'a> {
     warnings: Vec<String>,
 }
 
-impl Builder<'_> {
-    fn problem(&mut self, path: &str, message: impl Into<String>) {
-        let path = YamlPath::parse(path);
-        self.problems.push(Problem { origin: self.merged.origin(&path), message: message.into(), path });
-    }
+/// What master and workers share, taken out of either one's values, with the paths of what is checked.
+struct PodInput<'a> {
+    security_context: Option<PodSecurityContext>,
+    scheduler: Option<AnyText>,
+    scheduler_at: &'a YamlPath,
+    resources: Option<ResourceRequirements>,
+    resources_at: &'a YamlPath,
+    node_selector: BTreeMap<String, String>,
+    tolerations: Vec<Toleration>,
+    affinity: Affinity,
+    volumes: Vec<Volume>,
+    volumes_at: &'a YamlPath,
+    volume_mounts: Vec<VolumeMount>,
+    volume_mounts_at: &'a YamlPath,
+    slots: Option<u32>,
+}
 
-    fn get(&self, path: &str) -> Option<&Value> {
-        self.merged.get(path)
-    }
-
-    fn str(&self, path: &str) -> String {
-        match self.get(path) {
-            Some(Value::String(s)) => s.clone(),
-            Some(v @ (Value::Number(_) | Value::Bool(_))) => v.to_string(),
-            _ => String::new(),
+/// `mpiMaster` and `mpiWorkers` name their shared keys alike, so one expansion reads either.
+macro_rules! pod_input {
+    ($values:expr, $at:expr) => {
+        PodInput {
+            security_context: $values.security_context,
+            scheduler: $values.custom_scheduling.enabled.then_some($values.custom_scheduling.scheduler_name),
+            scheduler_at: &$at.custom_scheduling.scheduler_name,
+            resources: $values.resources.map(|r| r.0),
+            resources_at: &$at.resources,
+            node_selector: $values.node_selector,
+            tolerations: $values.tolerations,
+            affinity: $values.affinity,
+            volumes: $values.volumes.unwrap_or_default(),
+            volumes_at: &$at.volumes,
+            volume_mounts: $values.volume_mounts.unwrap_or_default(),
+            volume_mounts_at: &$at.volume_mounts,
+            slots: $values.slots.map(Int::get),
         }
+    };
+}
+
+impl Builder<'_> {
+    fn problem(&mut self, path: &YamlPath, message: impl Into<String>) {
+        self.problems.push(Problem { origin: self.merged.origin(path), message: message.into(), path: path.clone() });
     }
 
-    fn bool(&self, path: &str) -> bool {
-        self.get(path).and_then(Value::as_bool).unwrap_or(false)
-    }
-
-    fn int(&self, path: &str) -> Option<i64> {
-        self.get(path).and_then(Value::as_i64)
-    }
-
-    fn spec(&mut self, name: ClusterName, req: &Request) -> ClusterSpec {
-        let ssh_port = self.int("ssh.port").and_then(|p| u16::try_from(p).ok()).unwrap_or(DEFAULT_SSH_PORT);
+    fn spec(&mut self, v: Values, at: &ValuesPaths, name: ClusterName, req: &Request) -> ClusterSpec {
+        let app_codes = self.app_codes(v.app_codes_to_sync.unwrap_or_default(), &at.app_codes_to_sync);
+        let one_shot = v.mpi_master.one_shot;
         let master = Master {
-            pod: self.pod_options("mpiMaster", false),
-            follow_workers: self.bool("mpiMaster.autoUpdateHostfile.enabled"),
-            one_shot: self.bool("mpiMaster.oneShot.enabled").then(|| OneShot {
-                command: self.str("mpiMaster.oneShot.command"),
-                scale_down_workers: self.bool("mpiMaster.oneShot.autoScaleDownWorkers"),
-                wait_timeout_seconds: self.int("mpiMaster.oneShot.waitTimeoutSeconds").unwrap_or(600) as u32,
+            follow_workers: v.mpi_master.auto_update_hostfile.enabled,
+            one_shot: one_shot.enabled.then(|| OneShot {
+                command: one_shot.command.into_string(),
+                scale_down_workers: one_shot.auto_scale_down_workers,
+                wait_timeout_seconds: one_shot.wait_timeout_seconds.get(),
             }),
+            pod: self.pod_options(pod_input!(v.mpi_master, at.mpi_master), false, &app_codes),
         };
         let workers = Workers {
-            pod: self.pod_options("mpiWorkers", true),
-            count: self.int("mpiWorkers.num").unwrap_or(0) as u32,
-            pod_management_policy: PodManagementPolicy::parse(&self.str("mpiWorkers.podManagementPolicy")).unwrap_or(PodManagementPolicy::Parallel),
-            disruption_budget: self.bool("mpiWorkers.customScheduling.podDisruptionBudget.enabled"),
+            count: v.mpi_workers.num.get(),
+            pod_management_policy: v.mpi_workers.pod_management_policy,
+            disruption_budget: v.mpi_workers.custom_scheduling.pod_disruption_budget.enabled,
+            pod: self.pod_options(pod_input!(v.mpi_workers, at.mpi_workers), true, &app_codes),
         };
-        for (role, pod) in [("mpiMaster", &master.pod), ("mpiWorkers", &workers.pod)] {
+        let ssh_port = v.ssh.port.get();
+        for (pod, security_context) in [(&master.pod, &at.mpi_master.security_context), (&workers.pod, &at.mpi_workers.security_context)] {
             if ssh_port < FIRST_UNPRIVILEGED_PORT && !pod.runs_as_root() {
                 self.problem(
-                    "ssh.port",
+                    &at.ssh.port,
                     format!(
-                        "port {ssh_port} needs root, but {role}.securityContext.runAsUser is not 0; use a port of {FIRST_UNPRIVILEGED_PORT} or more (the default is {DEFAULT_SSH_PORT})"
+                        "port {ssh_port} needs root, but {security_context}.runAsUser is not 0; use a port of {FIRST_UNPRIVILEGED_PORT} or more (the default is {DEFAULT_SSH_PORT})"
                     ),
                 );
             }
         }
-        let app_codes = self.app_codes();
-        for (role, pod) in [("mpiMaster", &master.pod), ("mpiWorkers", &workers.pod)] {
-            self.check_volumes(role, pod, &app_codes);
-        }
         ClusterSpec {
-            image: self.image("image"),
-            pull_secrets: k8s::read(self.get("image.pullSecrets")).unwrap_or_default(),
-            git_sync_image: self.image("gitSyncImage"),
-            mpi: MpiImplementation::parse(&self.str("mpi.implementation")).unwrap_or(MpiImplementation::OpenMpi),
-            mca_params: self.mca_params(),
+            image: image(v.image.repository, v.image.tag, v.image.pull_policy),
+            pull_secrets: v.image.pull_secrets.unwrap_or_default(),
+            git_sync_image: image(v.git_sync_image.repository, v.git_sync_image.tag, v.git_sync_image.pull_policy),
+            mpi: v.mpi.implementation,
+            mca_params: self.mca_params(v.mpi.mca_params, &at.mpi.mca_params),
             ssh_port,
-            ssh_key: self.ssh_key(req.require_ssh_key),
-            network_policy: self.bool("networkPolicy.enabled"),
-            ssh_gateway: self.ssh_gateway(),
+            ssh_key: self.ssh_key(v.ssh_key, &at.ssh_key, req.require_ssh_key),
+            network_policy: v.network_policy.enabled,
+            ssh_gateway: v.ssh_gateway.enabled.then(|| self.ssh_gateway(v.ssh_gateway.node_port.get(), &at.ssh_gateway.node_port)),
             namespace: req.namespace.to_string(),
             name,
             master,
@@ -172,127 +201,103 @@ impl Builder<'_> {
         }
     }
 
-    fn image(&self, prefix: &str) -> Image {
-        let repository = self.str(&format!("{prefix}.repository"));
-        let tag = self.str(&format!("{prefix}.tag"));
-        let reference = if tag.is_empty() { repository } else { format!("{repository}:{tag}") };
-        // The schema allows only its words.
-        let pull_policy = PullPolicy::parse(&self.str(&format!("{prefix}.pullPolicy"))).unwrap_or(PullPolicy::IfNotPresent);
-        Image { reference, pull_policy }
-    }
-
-    fn pod_options(&mut self, role: &str, is_worker: bool) -> PodOptions {
-        let at = |key: &str| format!("{role}.{key}");
-        let scheduler_name = if self.bool(&at("customScheduling.enabled")) {
-            let name = self.str(&at("customScheduling.schedulerName"));
-            if name.is_empty() {
-                self.problem(&at("customScheduling.schedulerName"), "is required when customScheduling.enabled is true");
+    fn pod_options(&mut self, pod: PodInput, is_worker: bool, app_codes: &[AppCode]) -> PodOptions {
+        self.check_quantities(pod.resources_at, pod.resources.as_ref());
+        self.check_volumes(&pod, app_codes);
+        let scheduler_name = pod.scheduler.map(|name| {
+            if name.as_str().is_empty() {
+                self.problem(pod.scheduler_at, "is required when customScheduling.enabled is true");
             }
-            Some(name)
-        } else {
-            None
-        };
-        let resources: Option<ResourceRequirements> =
-            self.get(&at("resources")).map(k8s::normalize_resources).and_then(|v| serde_json::from_value(v).ok());
-        self.check_quantities(&at("resources"), resources.as_ref());
-        let slots = match self.int(&at("slots")) {
-            Some(n) => n as u32,
-            None => default_slots(resources.as_ref(), is_worker),
-        };
+            name.into_string()
+        });
         PodOptions {
-            security_context: k8s::read::<PodSecurityContext>(self.get(&at("securityContext"))),
+            security_context: pod.security_context,
             scheduler_name,
-            resources,
-            node_selector: k8s::read(self.get(&at("nodeSelector"))).unwrap_or_default(),
-            tolerations: k8s::read(self.get(&at("tolerations"))).unwrap_or_default(),
-            affinity: k8s::read(self.get(&at("affinity"))).filter(|a| a != &Default::default()),
-            volumes: k8s::read(self.get(&at("volumes"))).unwrap_or_default(),
-            volume_mounts: k8s::read(self.get(&at("volumeMounts"))).unwrap_or_default(),
-            slots,
+            slots: pod.slots.unwrap_or_else(|| default_slots(pod.resources.as_ref(), is_worker)),
+            resources: pod.resources,
+            node_selector: pod.node_selector,
+            tolerations: pod.tolerations,
+            affinity: Some(pod.affinity).filter(|a| a != &Affinity::default()),
+            volumes: pod.volumes,
+            volume_mounts: pod.volume_mounts,
         }
     }
 
-    fn check_quantities(&mut self, path: &str, resources: Option<&ResourceRequirements>) {
+    fn check_quantities(&mut self, path: &YamlPath, resources: Option<&ResourceRequirements>) {
         let Some(r) = resources else { return };
         for (section, map) in [("limits", &r.limits), ("requests", &r.requests)] {
             for (name, q) in map.iter().flatten() {
                 if quantity::parse(&q.0).is_none_or(|v| v < 0.0) {
-                    let shown = if name == GPU_RESOURCE { "gpu".to_string() } else { name.clone() };
-                    self.problem(
-                        &format!("{path}.{section}.{shown}"),
-                        format!("{:?} is not a Kubernetes quantity (for example 2, 500m, 1.5Gi)", q.0),
-                    );
+                    let shown = if name == GPU_RESOURCE { "gpu" } else { name };
+                    self.problem(&path.key(section).key(shown), format!("{:?} is not a Kubernetes quantity (for example 2, 500m, 1.5Gi)", q.0));
                 }
             }
         }
     }
 
-    fn check_volumes(&mut self, role: &str, pod: &PodOptions, app_codes: &[AppCode]) {
+    fn check_volumes(&mut self, pod: &PodInput, app_codes: &[AppCode]) {
         let mut names = BTreeSet::new();
         for (i, v) in pod.volumes.iter().enumerate() {
+            let at = pod.volumes_at.index(i).key("name");
             if v.name.starts_with(RESERVED_VOLUME_PREFIX) {
-                self.problem(&format!("{role}.volumes[{i}].name"), format!("{:?}: names starting with {RESERVED_VOLUME_PREFIX:?} are kompi's own; rename it", v.name));
+                self.problem(&at, format!("{:?}: names starting with {RESERVED_VOLUME_PREFIX:?} are kompi's own; rename it", v.name));
             } else if !names.insert(v.name.as_str()) {
-                self.problem(&format!("{role}.volumes[{i}].name"), format!("{:?} appears twice", v.name));
+                self.problem(&at, format!("{:?} appears twice", v.name));
             }
             if let Err(m) = dns1123_label(&v.name) {
-                self.problem(&format!("{role}.volumes[{i}].name"), m);
+                self.problem(&at, m);
             }
         }
         let sync_volumes: Vec<String> = app_codes.iter().map(AppCode::volume).collect();
         for (i, m) in pod.volume_mounts.iter().enumerate() {
+            let at = pod.volume_mounts_at.index(i);
             if !names.contains(m.name.as_str()) && !sync_volumes.contains(&m.name) {
                 let known = names.iter().copied().collect::<Vec<_>>();
                 let hint = validate::did_you_mean(&m.name, &known).map(|s| format!(" (did you mean {s:?}?)")).unwrap_or_default();
-                self.problem(&format!("{role}.volumeMounts[{i}].name"), format!("no volume named {:?} in {role}.volumes{hint}", m.name));
+                self.problem(&at.key("name"), format!("no volume named {:?} in {}{hint}", m.name, pod.volumes_at));
             }
             if !m.mount_path.starts_with('/') {
-                self.problem(&format!("{role}.volumeMounts[{i}].mountPath"), format!("{:?} must be an absolute path", m.mount_path));
+                self.problem(&at.key("mountPath"), format!("{:?} must be an absolute path", m.mount_path));
             } else if is_kompi_path(&m.mount_path) {
-                self.problem(&format!("{role}.volumeMounts[{i}].mountPath"), format!("{:?} would hide a directory kompi mounts there; choose another path", m.mount_path));
+                self.problem(&at.key("mountPath"), format!("{:?} would hide a directory kompi mounts there; choose another path", m.mount_path));
             }
         }
     }
 
-    fn app_codes(&mut self) -> Vec<AppCode> {
-        let Some(Value::Array(items)) = self.get("appCodesToSync").cloned() else { return Vec::new() };
+    fn app_codes(&mut self, items: Vec<AppCodeValues>, list: &ListPaths<AppCodeValues>) -> Vec<AppCode> {
         let mut seen = BTreeSet::new();
         let mut out = Vec::new();
-        for (i, item) in items.iter().enumerate() {
-            let at = |key: &str| format!("appCodesToSync[{i}].{key}");
-            let text = |key: &str| match item.get(key) {
-                Some(Value::String(s)) => Some(s.clone()),
-                Some(v @ Value::Number(_)) => Some(v.to_string()),
-                _ => None,
-            };
-            let Some(name) = text("name") else {
-                self.problem(&format!("appCodesToSync[{i}]"), "needs a name");
+        for (i, item) in items.into_iter().enumerate() {
+            let at = list.item(i);
+            let Some(name) = item.name.map(NonEmpty::into_string) else {
+                self.problem(&at.at, "needs a name");
                 continue;
             };
             if let Err(m) = dns1123_label(&name) {
-                self.problem(&at("name"), m);
+                self.problem(&at.name, m);
             } else if name.len() > MAX_APP_CODE_NAME {
                 self.problem(
-                    &at("name"),
+                    &at.name,
                     format!("{name:?} is too long: at most {MAX_APP_CODE_NAME} characters, so that the volume {SYNC_VOLUME_PREFIX}{name}{SYNC_SECRET_SUFFIX} stays within {DNS_LABEL_MAX}"),
                 );
             }
             if !seen.insert(name.clone()) {
-                self.problem(&at("name"), format!("{name:?} appears twice in appCodesToSync"));
+                self.problem(&at.name, format!("{name:?} appears twice in {}", list.at));
             }
-            let git_repo = text("gitRepo").unwrap_or_default();
+            let git_repo = item.git_repo.map(NonEmpty::into_string).unwrap_or_default();
             if git_repo.is_empty() {
-                self.problem(&at("gitRepo"), "is required: the repository to fetch");
+                self.problem(&at.git_repo, "is required: the repository to fetch");
             }
-            let mount_path = text("mountPath").unwrap_or_default();
+            let mount_path = item.mount_path.map(NonEmpty::into_string).unwrap_or_default();
             if !mount_path.starts_with('/') {
-                self.problem(&at("mountPath"), format!("is required and must be an absolute path, got {}", item.get("mountPath").map(describe).unwrap_or_else(|| "nothing".into())));
+                let got = if mount_path.is_empty() { "nothing".to_string() } else { format!("{mount_path:?}") };
+                self.problem(&at.mount_path, format!("is required and must be an absolute path, got {got}"));
             }
             out.push(AppCode {
-                git_branch: text("gitBranch").unwrap_or_else(|| "master".into()),
-                wait_seconds: text("fetchWaitSecond").and_then(|s| s.parse().ok()).unwrap_or(0),
-                sub_path: text("subPath"),
-                git_secret: text("gitSecretName"),
+                git_branch: item.git_branch.map_or_else(|| DEFAULT_GIT_BRANCH.into(), NonEmpty::into_string),
+                wait_seconds: item.fetch_wait_second.map_or(0, |s| s.0),
+                sub_path: item.sub_path.map(NonEmpty::into_string),
+                git_secret: item.git_secret_name.map(NonEmpty::into_string),
                 name,
                 git_repo,
                 mount_path,
@@ -301,70 +306,73 @@ impl Builder<'_> {
         out
     }
 
-    fn mca_params(&mut self) -> BTreeMap<String, String> {
-        let mut out = BTreeMap::new();
-        if let Some(Value::Object(map)) = self.get("mpi.mcaParams").cloned() {
-            for (k, v) in map {
-                if k.is_empty() || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-                    self.problem(&format!("mpi.mcaParams.{k}"), "an MCA parameter name has only letters, digits and '_'");
-                    continue;
-                }
-                let value = match v {
-                    Value::String(s) => s,
-                    Value::Null => continue,
-                    other => other.to_string(),
-                };
-                out.insert(k, value);
+    fn mca_params(&mut self, params: ScalarMap, at: &YamlPath) -> BTreeMap<String, String> {
+        let mut out = params.0;
+        out.retain(|name, _| {
+            let ok = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if !ok {
+                self.problem(&at.key(name), "an MCA parameter name has only letters, digits and '_'");
             }
-        }
+            ok
+        });
         out
     }
 
-    fn ssh_key(&mut self, required: bool) -> Option<SshKeyPair> {
-        let private_key = self.str("sshKey.id_rsa");
-        let public_key = self.str("sshKey.id_rsa_pub");
-        match (private_key.is_empty(), public_key.is_empty()) {
-            (true, true) if required => {
-                self.problem("sshKey", "no ssh key: run `kompi keygen` and pass its ssh-key.yaml with -f");
+    fn ssh_key(&mut self, values: Option<SshKeyValues>, at: &SshKeyPaths, required: bool) -> Option<SshKeyPair> {
+        let (private_key, public_key) = values.map_or((None, None), |k| (k.id_rsa.map(NonEmpty::into_string), k.id_rsa_pub.map(NonEmpty::into_string)));
+        match (private_key, public_key) {
+            (None, None) => {
+                if required {
+                    self.problem(&at.at, "no ssh key: run `kompi keygen` and pass its ssh-key.yaml with -f");
+                }
                 None
             }
-            (true, true) => None,
-            (true, false) | (false, true) => {
-                let missing = if private_key.is_empty() { "sshKey.id_rsa" } else { "sshKey.id_rsa_pub" };
-                self.problem(missing, "is missing: sshKey needs both id_rsa and id_rsa_pub (`kompi keygen` writes both)");
+            (Some(_), None) => {
+                self.problem(&at.id_rsa_pub, HALF_A_KEY);
                 None
             }
-            (false, false) => match sshkey::check_pair(&private_key, &public_key) {
+            (None, Some(_)) => {
+                self.problem(&at.id_rsa, HALF_A_KEY);
+                None
+            }
+            (Some(private_key), Some(public_key)) => match sshkey::check_pair(&private_key, &public_key) {
                 Ok(()) => Some(SshKeyPair { private_key, public_key }),
                 Err(m) => {
-                    self.problem("sshKey", m);
+                    self.problem(&at.at, m);
                     None
                 }
             },
         }
     }
 
-    fn ssh_gateway(&mut self) -> Option<u16> {
-        if !self.bool("sshGateway.enabled") {
-            return None;
-        }
-        let port = self.int("sshGateway.nodePort").and_then(|p| u16::try_from(p).ok()).unwrap_or(30220);
+    fn ssh_gateway(&mut self, port: u16, at: &YamlPath) -> u16 {
         if !NODE_PORT_RANGE.contains(&port) {
             self.warnings.push(format!(
-                "{}: sshGateway.nodePort {port} is outside Kubernetes' default NodePort range {}-{}; the API server may refuse it",
-                self.merged.origin(&YamlPath::parse("sshGateway.nodePort")),
+                "{}: {at} {port} is outside Kubernetes' default NodePort range {}-{}; the API server may refuse it",
+                self.merged.origin(at),
                 NODE_PORT_RANGE.start(),
                 NODE_PORT_RANGE.end()
             ));
         }
-        Some(port)
+        port
     }
+}
+
+const HALF_A_KEY: &str = "is missing: sshKey needs both id_rsa and id_rsa_pub (`kompi keygen` writes both)";
+
+/// The branch git-sync fetches when `gitBranch` is not given, as in kube-openmpi.
+const DEFAULT_GIT_BRANCH: &str = "master";
+
+fn image(repository: NonEmpty, tag: AnyText, pull_policy: PullPolicy) -> Image {
+    let repository = repository.into_string();
+    let reference = if tag.as_str().is_empty() { repository } else { format!("{repository}:{}", tag.as_str()) };
+    Image { reference, pull_policy }
 }
 
 /// Paths under which kompi mounts its own volumes.
 fn is_kompi_path(path: &str) -> bool {
-    let path = path.trim_end_matches('/');
-    ["/kube-openmpi", "/kube-openmpi/generated", "/kube-openmpi/handshake", SSH_KEY_DIR, "/ssh-key"].contains(&path)
+    let path = std::path::Path::new(path.trim_end_matches('/'));
+    [HOSTFILE_DIR, HANDSHAKE_DIR, SSH_KEY_DIR].iter().map(std::path::Path::new).any(|dir| dir == path || dir.parent() == Some(path))
 }
 
 /// Slots when the values give none: GPUs for a worker that has them, else whole CPUs (limit, else

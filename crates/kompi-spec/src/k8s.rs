@@ -1,40 +1,15 @@
 //! Values subtrees that are Kubernetes objects: read through their k8s-openapi types, so wrong types and
 //! unknown fields are caught here, with their YAML path, instead of by the API server.
 
-use std::collections::BTreeMap;
-
-use k8s_openapi::api::core::v1::{
-    Affinity, LocalObjectReference, PodSecurityContext, ResourceRequirements, Toleration, Volume, VolumeMount,
-};
 use serde::de::{DeserializeOwned, Visitor};
 use serde_json::Value;
 
-use crate::schema::K8sType;
 use crate::tree::YamlPath;
 
 pub const GPU_RESOURCE: &str = "nvidia.com/gpu";
 
 /// A problem found inside a Kubernetes subtree: the full path and what is wrong.
 pub type SubProblem = (YamlPath, String);
-
-/// Checks a subtree against its Kubernetes type.
-pub fn check(ty: K8sType, value: &Value, path: &YamlPath) -> Vec<SubProblem> {
-    match ty {
-        K8sType::PodSecurityContext => problems::<PodSecurityContext>(value, path),
-        K8sType::Resources => problems::<ResourceRequirements>(&normalize_resources(value), path),
-        K8sType::NodeSelector => problems::<BTreeMap<String, String>>(value, path),
-        K8sType::Tolerations => problems::<Vec<Toleration>>(value, path),
-        K8sType::Affinity => problems::<Affinity>(value, path),
-        K8sType::Volumes => problems::<Vec<Volume>>(value, path),
-        K8sType::VolumeMounts => problems::<Vec<VolumeMount>>(value, path),
-        K8sType::PullSecrets => problems::<Vec<LocalObjectReference>>(value, path),
-    }
-}
-
-/// Reads a checked subtree; `None` for an absent one. Only called after `check` passed.
-pub fn read<T: DeserializeOwned>(value: Option<&Value>) -> Option<T> {
-    value.and_then(|v| serde_json::from_value(v.clone()).ok())
-}
 
 /// kube-openmpi's values wrote GPUs as `gpu: 1` and quantities as YAML numbers; Kubernetes wants
 /// `nvidia.com/gpu` and strings.
@@ -60,7 +35,8 @@ pub fn normalize_resources(value: &Value) -> Value {
     out
 }
 
-fn problems<T: DeserializeOwned + serde::Serialize>(value: &Value, path: &YamlPath) -> Vec<SubProblem> {
+/// Checks a subtree against its Kubernetes type: wrong types, and fields the type does not have.
+pub fn check<T: DeserializeOwned + serde::Serialize>(value: &Value, path: &YamlPath) -> Vec<SubProblem> {
     let typed: T = match serde_path_to_error::deserialize(value) {
         Ok(t) => t,
         Err(e) => {
@@ -178,7 +154,9 @@ impl<'de> serde::de::SeqAccess<'de> for OneItem<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::api::core::v1::{Affinity, LocalObjectReference, PodSecurityContext, ResourceRequirements, Toleration, Volume};
     use serde_json::json;
+    use std::collections::BTreeMap;
 
     fn at(p: &str) -> YamlPath {
         YamlPath::parse(p)
@@ -188,12 +166,12 @@ mod tests {
     fn gpu_and_numbers_become_quantities() {
         let r = normalize_resources(&json!({"limits": {"gpu": 1, "cpu": 2, "memory": "1Gi"}}));
         assert_eq!(r, json!({"limits": {"nvidia.com/gpu": "1", "cpu": "2", "memory": "1Gi"}}));
-        assert!(check(K8sType::Resources, &json!({"limits": {"gpu": 1}}), &at("mpiWorkers.resources")).is_empty());
+        assert!(check::<ResourceRequirements>(&normalize_resources(&json!({"limits": {"gpu": 1}})), &at("mpiWorkers.resources")).is_empty());
     }
 
     #[test]
     fn wrong_type_names_the_inner_path() {
-        let p = check(K8sType::PodSecurityContext, &json!({"runAsUser": "me"}), &at("mpiMaster.securityContext"));
+        let p = check::<PodSecurityContext>(&json!({"runAsUser": "me"}), &at("mpiMaster.securityContext"));
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].0.as_str(), "mpiMaster.securityContext.runAsUser");
         assert!(p[0].1.contains("invalid type"), "{}", p[0].1);
@@ -201,21 +179,21 @@ mod tests {
 
     #[test]
     fn unknown_fields_with_suggestions() {
-        let p = check(K8sType::PodSecurityContext, &json!({"runAsUsr": 1000, "fsGroup": 1000}), &at("m.sc"));
+        let p = check::<PodSecurityContext>(&json!({"runAsUsr": 1000, "fsGroup": 1000}), &at("m.sc"));
         assert_eq!(p, vec![(at("m.sc.runAsUsr"), "unknown field \"runAsUsr\" (did you mean \"runAsUser\"?)".into())]);
-        let p = check(K8sType::Volumes, &json!([{"name": "a", "emptyDir": {}, "emptydir": {}}]), &at("w.volumes"));
+        let p = check::<Vec<Volume>>(&json!([{"name": "a", "emptyDir": {}, "emptydir": {}}]), &at("w.volumes"));
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].0.as_str(), "w.volumes[0].emptydir");
         assert!(p[0].1.contains("emptyDir"), "{}", p[0].1);
-        let p = check(K8sType::Affinity, &json!({"nodeAffinity": {"requiredDuringScheduling": {}}}), &at("a"));
+        let p = check::<Affinity>(&json!({"nodeAffinity": {"requiredDuringScheduling": {}}}), &at("a"));
         assert_eq!(p[0].0.as_str(), "a.nodeAffinity.requiredDuringScheduling");
     }
 
     #[test]
     fn valid_subtrees_pass() {
-        assert!(check(K8sType::Tolerations, &json!([{"key": "k", "operator": "Exists", "effect": "NoSchedule"}]), &at("t")).is_empty());
-        assert!(check(K8sType::NodeSelector, &json!({"disk": "ssd"}), &at("n")).is_empty());
-        assert!(!check(K8sType::NodeSelector, &json!({"gpu": true}), &at("n")).is_empty());
-        assert!(check(K8sType::PullSecrets, &json!([{"name": "reg"}]), &at("p")).is_empty());
+        assert!(check::<Vec<Toleration>>(&json!([{"key": "k", "operator": "Exists", "effect": "NoSchedule"}]), &at("t")).is_empty());
+        assert!(check::<BTreeMap<String, String>>(&json!({"disk": "ssd"}), &at("n")).is_empty());
+        assert!(!check::<BTreeMap<String, String>>(&json!({"gpu": true}), &at("n")).is_empty());
+        assert!(check::<Vec<LocalObjectReference>>(&json!([{"name": "reg"}]), &at("p")).is_empty());
     }
 }

@@ -13,6 +13,7 @@ mod set;
 pub mod sshkey;
 pub mod tree;
 mod validate;
+pub mod values;
 mod word;
 
 pub use build::{DEFAULTS_YAML, Loaded, Request, Source, default_slots, load};

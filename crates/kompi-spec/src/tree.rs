@@ -65,27 +65,6 @@ impl YamlPath {
         &self.0
     }
 
-    /// The path with list indexes replaced by `[]`, as the schema names it.
-    pub fn pattern(&self) -> String {
-        let mut out = String::with_capacity(self.0.len());
-        let mut in_index = false;
-        for c in self.0.chars() {
-            match c {
-                '[' => {
-                    in_index = true;
-                    out.push('[');
-                }
-                ']' => {
-                    in_index = false;
-                    out.push(']');
-                }
-                _ if in_index => {}
-                _ => out.push(c),
-            }
-        }
-        out
-    }
-
     /// The enclosing path, `None` at the root.
     pub fn parent(&self) -> Option<Self> {
         if self.0.is_empty() {
@@ -271,10 +250,9 @@ mod tests {
     }
 
     #[test]
-    fn paths_render_and_pattern() {
+    fn paths_render_and_have_parents() {
         let p = YamlPath::root().key("appCodesToSync").index(3).key("name");
         assert_eq!(p.as_str(), "appCodesToSync[3].name");
-        assert_eq!(p.pattern(), "appCodesToSync[].name");
         assert_eq!(p.parent().unwrap().as_str(), "appCodesToSync[3]");
         assert_eq!(p.parent().unwrap().parent().unwrap().as_str(), "appCodesToSync");
     }

@@ -1,18 +1,18 @@
-//! Structural checks of one values layer against the schema: unknown keys, wrong types, out-of-range
-//! numbers. Every problem is collected, not just the first.
+//! Structural checks of one values layer against the schema of the values model: unknown keys, wrong
+//! types, out-of-range numbers. Every problem is collected, not just the first.
 
 use serde_json::Value;
 
 use crate::error::Problem;
-use crate::k8s;
-use crate::schema::{self, Kind};
+use crate::schema::{self, Field, Node, Section};
 use crate::tree::{Layer, YamlPath, describe};
+use crate::values::Values;
 
 /// Checks a layer; also returns warnings for keys that are accepted but ignored.
 pub fn check_layer(layer: &Layer) -> (Vec<Problem>, Vec<String>) {
     let mut walk = Walk { layer, problems: Vec::new(), warnings: Vec::new() };
     match &layer.tree {
-        Value::Object(_) => walk.mapping(&layer.tree, &YamlPath::root()),
+        Value::Object(_) => walk.mapping(&layer.tree, Values::FIELDS, &YamlPath::root()),
         other => walk.problem(&YamlPath::root(), format!("expected a mapping of values keys, got {}", describe(other))),
     }
     (walk.problems, walk.warnings)
@@ -29,93 +29,39 @@ impl Walk<'_> {
         self.problems.push(Problem { origin: self.layer.origin.clone(), path: path.clone(), message });
     }
 
-    fn mapping(&mut self, node: &Value, path: &YamlPath) {
+    fn mapping(&mut self, node: &Value, fields: &[Field], path: &YamlPath) {
         let Value::Object(map) = node else {
             self.problem(path, format!("expected a mapping, got {}", describe(node)));
             return;
         };
-        let here = path.pattern();
         for (key, value) in map {
             let child = path.key(key);
-            let pattern = child.pattern();
-            if !schema::is_known(&pattern) {
-                let hint = did_you_mean(key, &schema::children(&here)).map(|s| format!(" (did you mean {s:?}?)")).unwrap_or_default();
+            let Some(field) = fields.iter().find(|f| f.key == key) else {
+                let hint = did_you_mean(key, &schema::keys(fields)).map(|s| format!(" (did you mean {s:?}?)")).unwrap_or_default();
                 let scope = if path.is_root() { "a top-level values key".to_string() } else { format!("a key of {path}") };
                 self.problem(&child, format!("unknown key: {key:?} is not {scope}{hint}"));
                 continue;
-            }
+            };
             if value.is_null() {
                 continue;
             }
-            match schema::entry(&pattern) {
-                Some(entry) => self.leaf(entry.kind, value, &child),
-                None => self.mapping(value, &child),
-            }
-        }
-    }
-
-    fn leaf(&mut self, kind: Kind, value: &Value, path: &YamlPath) {
-        let got = describe(value);
-        match kind {
-            Kind::Bool => {
-                if !value.is_boolean() {
-                    self.problem(path, format!("expected true or false, got {got}"));
+            match field.node {
+                Node::Leaf(check) => {
+                    for (at, message) in check(value, &child) {
+                        self.problem(&at, message);
+                    }
                 }
-            }
-            Kind::Int { min, max } => match value.as_i64() {
-                Some(n) if (min..=max).contains(&n) => {}
-                Some(n) if n < min && min == 0 => self.problem(path, format!("expected a non-negative integer, got {n}")),
-                Some(n) => self.problem(path, format!("expected an integer from {min} to {max}, got {n}")),
-                None => {
-                    let what = if min == 0 { "a non-negative integer".to_string() } else { format!("an integer from {min} to {max}") };
-                    let hint = if value.as_str().is_some_and(|s| s.parse::<i64>().is_ok()) { " (write it without quotes)" } else { "" };
-                    self.problem(path, format!("expected {what}, got {got}{hint}"));
-                }
-            },
-            Kind::Str { nonempty } => match value {
-                Value::String(s) if nonempty && s.trim().is_empty() => self.problem(path, "must not be empty".into()),
-                Value::String(_) => {}
-                // YAML reads `tag: 1.10` as a number; Helm would print it back as text, so accept it.
-                Value::Number(_) | Value::Bool(_) => {}
-                _ => self.problem(path, format!("expected a string, got {got}")),
-            },
-            Kind::Enum(words) => match value.as_str() {
-                Some(s) if words.contains(&s) => {}
-                _ => {
-                    let hint = value.as_str().and_then(|s| did_you_mean(s, words)).map(|s| format!(" (did you mean {s:?}?)")).unwrap_or_default();
-                    self.problem(path, format!("expected one of {}, got {got}{hint}", words.join(", ")));
-                }
-            },
-            Kind::Digits => {
-                let ok = value.as_u64().is_some() || value.as_str().is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()));
-                if !ok {
-                    self.problem(path, format!("expected a non-negative number of seconds, got {got}"));
-                }
-            }
-            Kind::ScalarMap => match value {
-                Value::Object(map) => {
-                    for (k, v) in map {
-                        if v.is_object() || v.is_array() {
-                            self.problem(&path.key(k), format!("expected a single value, got {}", describe(v)));
+                Node::Ignored(why) => self.warnings.push(format!("{}: {child} is ignored: {why}", self.layer.origin)),
+                Node::Mapping(inner) => self.mapping(value, inner, &child),
+                Node::List(item) => match value {
+                    Value::Array(items) => {
+                        for (i, v) in items.iter().enumerate() {
+                            self.mapping(v, item, &child.index(i));
                         }
                     }
-                }
-                _ => self.problem(path, format!("expected a mapping of names to values, got {got}")),
-            },
-            Kind::List => match value {
-                Value::Array(items) => {
-                    for (i, item) in items.iter().enumerate() {
-                        self.mapping(item, &path.index(i));
-                    }
-                }
-                _ => self.problem(path, format!("expected a list, got {got}")),
-            },
-            Kind::K8s(ty) => {
-                for (at, message) in k8s::check(ty, value, path) {
-                    self.problem(&at, message);
-                }
+                    _ => self.problem(&child, format!("expected a list, got {}", describe(value))),
+                },
             }
-            Kind::Ignored(why) => self.warnings.push(format!("{}: {path} is ignored: {why}", self.layer.origin)),
         }
     }
 }

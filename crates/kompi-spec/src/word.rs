@@ -5,7 +5,7 @@ use crate::tree::describe;
 use crate::validate::did_you_mean;
 
 /// Declares an enum whose variants are written as the given words: `parse`, `as_str`, `WORDS`,
-/// `Display`, `FromStr` and serde (as the word).
+/// `Display`, `FromStr`, serde (as the word) and its values schema (one of `WORDS`).
 macro_rules! word_enum {
     (
         $(#[$meta:meta])*
@@ -61,6 +61,14 @@ macro_rules! word_enum {
             fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
                 let value = serde_json::Value::deserialize(deserializer)?;
                 value.as_str().and_then(Self::parse).ok_or_else(|| serde::de::Error::custom($crate::word::not_one_of(Self::WORDS, &value)))
+            }
+        }
+
+        impl $crate::schema::Schema for $name {
+            type Paths = $crate::tree::YamlPath;
+            const NODE: $crate::schema::Node = $crate::schema::Node::Leaf($crate::schema::deserializes::<Self>);
+            fn paths(at: $crate::tree::YamlPath) -> Self::Paths {
+                at
             }
         }
     };

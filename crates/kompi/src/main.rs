@@ -88,8 +88,7 @@ fn main() {
             Ok(())
         }
         Command::Values { markdown: true } => {
-            let defaults = kompi_spec::tree::parse_yaml(kompi_spec::DEFAULTS_YAML).expect("defaults parse");
-            print!("{}", kompi_spec::schema::markdown_table(&defaults));
+            print!("{}", kompi_spec::values::markdown_table());
             Ok(())
         }
         Command::Completion { shell } => {

@@ -1,4 +1,5 @@
 use super::*;
+use crate::cluster::{MpiImplementation, PodManagementPolicy};
 use crate::sshkey::{KeyType, generate, values_yaml};
 use ssh_key::rand_core::OsRng;
 
@@ -151,6 +152,20 @@ fn ignored_keys_warn_only_when_the_user_sets_them() {
     let loud = load_with(vec![key_file(), file("v.yaml", "kubectlImage:\n  tag: 1.10\nmpiMaster:\n  autoUpdateHostfile:\n    updateEvery: 5\n")]).unwrap();
     assert_eq!(loud.warnings.len(), 2, "{:?}", loud.warnings);
     assert!(loud.warnings[0].starts_with("v.yaml: kubectlImage.tag is ignored"));
+}
+
+#[test]
+fn null_resets_every_key_to_its_default() {
+    let key = key_file();
+    let defaults = load_with(vec![key.clone()]).unwrap().spec;
+    for (path, _) in crate::schema::rows("", <Values as crate::schema::Section>::FIELDS) {
+        // A list item has no default, and the key pair is checked as a pair.
+        if path.contains("[]") || path.starts_with("sshKey.") {
+            continue;
+        }
+        let loaded = load_with(vec![key.clone(), Source::Set(format!("{path}=null"))]).unwrap_or_else(|e| panic!("{path}=null: {e}"));
+        assert_eq!(loaded.spec, defaults, "{path}=null");
+    }
 }
 
 #[test]
