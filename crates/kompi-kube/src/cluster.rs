@@ -26,12 +26,44 @@ pub struct PodStatus {
     pub problem: Option<String>,
 }
 
+/// Where a cluster stands, from its pods.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum ClusterPhase {
+    /// The master or some desired workers are not ready yet.
+    Starting,
+    /// The master and every desired worker are ready.
+    Ready,
+    /// The master is ready but some desired workers are not.
+    Degraded,
+    /// A one-shot master's command succeeded.
+    Completed,
+    /// The master pod failed.
+    Failed,
+}
+
+impl ClusterPhase {
+    pub fn of(summary: &Summary) -> Self {
+        match summary.master_phase.as_deref() {
+            Some("Succeeded") => ClusterPhase::Completed,
+            Some("Failed") => ClusterPhase::Failed,
+            _ if summary.is_ready() => ClusterPhase::Ready,
+            _ if summary.master_ready => ClusterPhase::Degraded,
+            _ => ClusterPhase::Starting,
+        }
+    }
+}
+
+impl std::fmt::Display for ClusterPhase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self, f)
+    }
+}
+
 #[derive(Serialize)]
 pub struct ClusterStatus {
     pub name: String,
     pub namespace: String,
-    /// Ready, Starting, Degraded, Completed, Failed.
-    pub phase: String,
+    pub phase: ClusterPhase,
     pub workers_desired: u32,
     pub workers_ready: u32,
     pub pods: Vec<PodStatus>,
@@ -68,13 +100,6 @@ pub async fn status(conn: &Connection, name: &ClusterName) -> Result<ClusterStat
     }
     let desired = desired.unwrap_or(0);
     let summary = Summary::of(name, desired, &pods);
-    let phase = match summary.master_phase.as_deref() {
-        Some("Succeeded") => "Completed",
-        Some("Failed") => "Failed",
-        _ if summary.is_ready() => "Ready",
-        _ if summary.master_ready => "Degraded",
-        _ => "Starting",
-    };
     let mut pod_status: Vec<PodStatus> = pods
         .iter()
         .map(|p| PodStatus {
@@ -89,7 +114,7 @@ pub async fn status(conn: &Connection, name: &ClusterName) -> Result<ClusterStat
     Ok(ClusterStatus {
         name: name.to_string(),
         namespace: conn.namespace.clone(),
-        phase: phase.to_string(),
+        phase: ClusterPhase::of(&summary),
         workers_desired: desired,
         workers_ready: summary.workers_ready,
         hostfile: if summary.master_phase.as_deref() == Some("Running") { hostfile(conn, name).await } else { Vec::new() },
@@ -286,4 +311,27 @@ pub async fn down(conn: &Connection, name: &ClusterName, wait: Option<Duration>)
         }
     }
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_phase_follows_the_master_then_the_workers() {
+        let summary = |master_phase: &str, master_ready: bool, workers_ready: u32| Summary {
+            master_phase: Some(master_phase.into()),
+            master_ready,
+            workers_ready,
+            desired: 2,
+            ..Summary::default()
+        };
+        assert_eq!(ClusterPhase::of(&summary("Running", true, 2)), ClusterPhase::Ready);
+        assert_eq!(ClusterPhase::of(&summary("Running", true, 1)), ClusterPhase::Degraded);
+        assert_eq!(ClusterPhase::of(&summary("Pending", false, 2)), ClusterPhase::Starting);
+        assert_eq!(ClusterPhase::of(&summary("Succeeded", false, 0)), ClusterPhase::Completed);
+        assert_eq!(ClusterPhase::of(&summary("Failed", false, 2)), ClusterPhase::Failed);
+        assert_eq!(serde_json::to_value(ClusterPhase::Degraded).unwrap(), "Degraded");
+        assert_eq!(ClusterPhase::Ready.to_string(), "Ready");
+    }
 }
