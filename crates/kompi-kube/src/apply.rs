@@ -37,6 +37,12 @@ pub struct PartialApply {
     pub error: KubeError,
 }
 
+impl PartialApply {
+    pub fn kind(&self) -> kompi_spec::ErrorKind {
+        self.error.kind()
+    }
+}
+
 impl std::fmt::Display for PartialApply {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} (while applying {})", self.error, self.failed)?;
@@ -119,7 +125,7 @@ async fn apply_one(conn: &Connection, json: &Value, params: &PatchParams) -> Res
     let name = json["metadata"]["name"].as_str().unwrap_or_default();
     let api: Api<DynamicObject> = Api::namespaced_with(conn.client.clone(), &conn.namespace, &resource);
     let context = format!("applying {}/{name}", resource.kind);
-    api.patch(name, params, &Patch::Apply(json)).await.map_err(|e| conn.error(&context, e))?;
+    api.patch(name, params, &Patch::Apply(json)).await.map_err(|e| conn.apply_error(&context, e))?;
     Ok(())
 }
 

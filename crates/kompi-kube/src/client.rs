@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
-use crate::error::{KubeError, classify};
+use crate::error::{ApiCall, KubeError, classify};
 
 #[derive(Clone, Debug, Default)]
 pub struct Target {
@@ -26,9 +26,14 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Maps a kube error for this server.
+    /// Maps a kube error of this server; `context` says what kompi was doing.
     pub fn error(&self, context: &str, e: kube::Error) -> KubeError {
-        classify(&self.server, context, e)
+        classify(&self.server, ApiCall::Other(context), e)
+    }
+
+    /// Maps a kube error of a server-side apply, where a conflict means another field manager.
+    pub fn apply_error(&self, context: &str, e: kube::Error) -> KubeError {
+        classify(&self.server, ApiCall::Apply(context), e)
     }
 }
 
@@ -46,7 +51,7 @@ pub async fn connect(target: &Target) -> Result<Connection, KubeError> {
     let namespace = target.namespace.clone().unwrap_or_else(|| config.default_namespace.clone());
     kompi_spec::dns1123_label(&namespace).map_err(|m| KubeError::Invalid(format!("--namespace: {m}")))?;
     let client = Client::try_from(config).map_err(|e| KubeError::Config(e.to_string()))?;
-    let version = client.apiserver_version().await.map_err(|e| classify(&server, "asking the server for its version", e))?;
+    let version = client.apiserver_version().await.map_err(|e| classify(&server, ApiCall::Other("asking the server for its version"), e))?;
     let minor = version.minor.trim_end_matches('+').parse().unwrap_or(u32::MAX);
     Ok(Connection { client, namespace, server, minor })
 }

@@ -1,4 +1,6 @@
-//! Errors of the Kubernetes edge, each with the exit status it ends kompi with.
+//! Errors of the Kubernetes edge, each of a kind the command line can act on.
+
+use kompi_spec::ErrorKind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KubeError {
@@ -27,30 +29,39 @@ pub enum KubeError {
 }
 
 impl KubeError {
-    /// Distinct statuses for what a script may want to tell apart.
-    pub fn exit_code(&self) -> i32 {
+    /// What a script may want to tell apart.
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            KubeError::Invalid(_) | KubeError::Spec(_) | KubeError::Config(_) => 2,
-            KubeError::NamespaceNotFound(_) | KubeError::ClusterNotFound { .. } => 3,
-            KubeError::Forbidden(_) => 4,
-            KubeError::Unreachable { .. } => 5,
-            KubeError::Timeout { .. } => 6,
-            KubeError::Conflict(_) => 7,
-            KubeError::CommandNotFound { .. } => 127,
-            KubeError::Failed(_) => 1,
+            KubeError::Invalid(_) | KubeError::Spec(_) | KubeError::Config(_) => ErrorKind::InvalidInput,
+            KubeError::NamespaceNotFound(_) | KubeError::ClusterNotFound { .. } => ErrorKind::NotFound,
+            KubeError::Forbidden(_) => ErrorKind::Forbidden,
+            KubeError::Unreachable { .. } => ErrorKind::Unreachable,
+            KubeError::Timeout { .. } => ErrorKind::TimedOut,
+            KubeError::Conflict(_) => ErrorKind::Conflict,
+            KubeError::CommandNotFound { .. } => ErrorKind::CommandNotFound,
+            KubeError::Failed(_) => ErrorKind::Failed,
         }
     }
 }
 
+/// The request that failed: what it was doing (for the message) and whether it was a server-side
+/// apply, the one request whose 409 Conflict means another field manager owns the fields.
+#[derive(Clone, Copy, Debug)]
+pub enum ApiCall<'a> {
+    Apply(&'a str),
+    Other(&'a str),
+}
+
 /// Names what the API server said in terms of what the user can do about it.
-pub fn classify(server: &str, context: &str, error: kube::Error) -> KubeError {
+pub fn classify(server: &str, call: ApiCall, error: kube::Error) -> KubeError {
+    let (ApiCall::Apply(context) | ApiCall::Other(context)) = call;
     match error {
         kube::Error::Api(status) => match status.code {
             403 => KubeError::Forbidden(status.message.clone()),
             404 if status.details.as_ref().is_some_and(|d| d.kind == "namespaces") => {
                 KubeError::NamespaceNotFound(status.details.as_ref().map(|d| d.name.clone()).unwrap_or_default())
             }
-            409 if status.reason == "Conflict" && context.starts_with("applying") => KubeError::Conflict(format!("{context}: {}", status.message)),
+            409 if status.reason == "Conflict" && matches!(call, ApiCall::Apply(_)) => KubeError::Conflict(format!("{context}: {}", status.message)),
             _ => KubeError::Failed(format!("{context}: {} ({})", status.message, status.reason)),
         },
         kube::Error::HyperError(e) => KubeError::Unreachable { server: server.into(), reason: source_chain(&e) },
@@ -71,4 +82,24 @@ fn source_chain(e: &(dyn std::error::Error + 'static)) -> String {
         next = s.source();
     }
     parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(code: u16, reason: &str) -> kube::Error {
+        kube::Error::Api(Box::new(serde_json::from_value(serde_json::json!({"code": code, "reason": reason, "message": "m"})).unwrap()))
+    }
+
+    #[test]
+    fn a_conflict_is_a_field_manager_conflict_only_when_applying() {
+        let applying = classify("https://s", ApiCall::Apply("applying Pod/x"), api(409, "Conflict"));
+        assert_eq!(applying.kind(), ErrorKind::Conflict);
+        assert!(applying.to_string().contains("--force-conflicts"), "{applying}");
+        // What the request says of itself does not matter; only which request it was.
+        let other = classify("https://s", ApiCall::Other("applying the scale"), api(409, "Conflict"));
+        assert_eq!(other.kind(), ErrorKind::Failed);
+        assert_eq!(classify("https://s", ApiCall::Other("x"), api(403, "Forbidden")).kind(), ErrorKind::Forbidden);
+    }
 }

@@ -1,5 +1,7 @@
 use std::path::PathBuf;
 
+use kompi_spec::ErrorKind;
+
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
     #[error("kompi local needs root: it creates network namespaces, a bridge and veth pairs (run it with sudo, or as root)")]
@@ -31,15 +33,14 @@ impl LocalError {
         LocalError::Io { context: context.into(), source }
     }
 
-    /// The exit status kompi ends with for this error.
-    pub fn exit_code(&self) -> i32 {
+    /// What a script may want to tell apart.
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            LocalError::Invalid(_) | LocalError::Spec(_) => 2,
-            LocalError::NotRoot => 4,
-            LocalError::NotFound { .. } => 3,
-            // As a shell reports it.
-            LocalError::CommandNotFound { .. } => 127,
-            _ => 1,
+            LocalError::Invalid(_) | LocalError::Spec(_) => ErrorKind::InvalidInput,
+            LocalError::NotRoot => ErrorKind::Forbidden,
+            LocalError::NotFound { .. } => ErrorKind::NotFound,
+            LocalError::CommandNotFound { .. } => ErrorKind::CommandNotFound,
+            _ => ErrorKind::Failed,
         }
     }
 }

@@ -15,7 +15,7 @@ use clap::Args;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
 use kompi_spec::contract::worker_selector;
-use kompi_spec::{ClusterName, MpiImplementation};
+use kompi_spec::{ClusterName, ErrorKind, ExitStatusOf, MpiImplementation, StatusMeanings};
 use kube::{Api, Client};
 use tracing::{Instrument, error, info, info_span};
 
@@ -30,11 +30,16 @@ const HOSTFILE_HELP: &str = "\
 The hostfile lists the master first (<CLUSTER>-master), then every worker pod that is Ready and not
 terminating as <pod>.<CLUSTER>, by ordinal. It is replaced atomically, only when it changes.
 
-Exit status: 0 when stopped by SIGTERM/SIGINT or after the one-shot handshake; 1 when the hostfile cannot be
-written or the Kubernetes client cannot be configured. API errors are logged and retried, never fatal.
-
 API requests: list and watch pods (label selector of the cluster's workers) and, with
---scale-down-on-success, one PATCH of statefulsets/<CLUSTER>-worker/scale.";
+--scale-down-on-success, one PATCH of statefulsets/<CLUSTER>-worker/scale. API errors are logged and
+retried, never fatal.";
+
+/// What `kompi hostfile`'s exit statuses mean; the command line's table gives their numbers.
+pub const EXIT_STATUSES: StatusMeanings<'static> = StatusMeanings {
+    success: "stopped by SIGTERM or SIGINT, or after the one-shot handshake",
+    kinds: &[(ErrorKind::Failed, "the hostfile cannot be written or the Kubernetes client cannot be configured")],
+    otherwise: None,
+};
 
 /// Arguments of `kompi hostfile`, as `kompi template` writes them into the master pod.
 #[derive(Args, Debug, Clone)]
@@ -82,8 +87,8 @@ pub struct HostfileArgs {
     pub namespace: Option<String>,
 }
 
-/// Runs the sidecar to its end and returns the process exit status.
-pub fn run(args: &HostfileArgs) -> i32 {
+/// Runs the sidecar to its end and returns the process exit status; `status_of` numbers its failure.
+pub fn run(args: &HostfileArgs, status_of: ExitStatusOf) -> i32 {
     let span = info_span!("hostfile", cluster = %args.cluster);
     let result = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -94,7 +99,7 @@ pub fn run(args: &HostfileArgs) -> i32 {
         Ok(()) => 0,
         Err(error) => {
             cli::print_error(&error);
-            1
+            status_of(error.kind())
         }
     }
 }

@@ -25,28 +25,27 @@ use std::time::Duration;
 use clap::Args;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use kompi_render::command::Role;
-use kompi_spec::{ClusterName, MpiImplementation};
+use kompi_spec::{ClusterName, ErrorKind, ExitStatusOf, MpiImplementation, StatusMeanings};
 use tracing::info_span;
 
 use crate::cli;
 
 pub use error::InitError;
 
-/// Setup failed (bad key, unusable home, sshd missing or refusing its config, port taken).
-pub const EXIT_SETUP_FAILED: i32 = 1;
-/// The arguments contradict each other.
-pub const EXIT_USAGE: i32 = 2;
-/// One-shot mode: the workers did not all answer within --wait-timeout, so the command never ran.
-pub const EXIT_WORKERS_TIMEOUT: i32 = 124;
+/// What `kompi init`'s exit statuses mean; the command line's table gives their numbers.
+pub const EXIT_STATUSES: StatusMeanings<'static> = StatusMeanings {
+    success: "stopped by SIGTERM or SIGINT (sshd was stopped first)",
+    kinds: &[
+        (ErrorKind::Failed, "setup failed; the one line on stderr names the file, directory, port or binary and the fix"),
+        (ErrorKind::InvalidInput, "invalid arguments"),
+        (ErrorKind::WorkersNotReady, "one-shot: the workers did not all answer within --wait-timeout (the command never ran)"),
+        (ErrorKind::CommandNotFound, "one-shot: bash cannot be started"),
+    ],
+    otherwise: Some("one-shot: the command's own exit status (128+S when a signal S ended it)"),
+};
 
-const EXIT_STATUS_HELP: &str = "\
-Exit status:
-  0    stopped by SIGTERM or SIGINT (sshd was stopped first)
-  1    setup failed; the one line on stderr names the file, directory, port or binary and the fix
-  2    invalid arguments
-  124  one-shot: the workers did not all answer within --wait-timeout (the command never ran)
-  N    one-shot: the command's own exit status (128+S when a signal S ended it)
-
+/// The files `kompi init` makes, for its long help.
+pub const FILES_HELP: &str = "\
 Files, all owned by the running user ($HOME, else the passwd home):
   ~/.kompi/              0700: id_cluster and authorized_keys, copied from --key-dir
   ~/.kompi/<hostname>/   0700: ephemeral host key, sshd_config, sshd.pid
@@ -55,7 +54,6 @@ Files, all owned by the running user ($HOME, else the passwd home):
 
 /// Arguments of `kompi init`, as `kompi template` writes them into the pod specs.
 #[derive(Args, Debug, Clone)]
-#[command(after_long_help = EXIT_STATUS_HELP)]
 pub struct InitArgs {
     /// This container's part: the master (where mpiexec runs) or a worker
     #[arg(long, value_parser = PossibleValuesParser::new(["master", "worker"]).map(|s| role(&s)))]
@@ -138,29 +136,29 @@ impl InitArgs {
     }
 }
 
-/// Runs `kompi init` to the end and returns the process exit status.
-pub fn run(args: &InitArgs) -> i32 {
+/// Runs `kompi init` to the end and returns the process exit status; `status_of` numbers its failures.
+pub fn run(args: &InitArgs, status_of: ExitStatusOf) -> i32 {
     let span = info_span!("init", cluster = %args.cluster, role = args.role.as_str());
     let _entered = span.enter();
     let one_shot = match args.one_shot() {
         Ok(one_shot) => one_shot,
-        Err(error) => return fail(&error, None),
+        Err(error) => return fail(&error, None, status_of),
     };
     let sshd = match prepare::prepare(args) {
         Ok(sshd) => sshd,
-        Err(error) => return fail(&error, one_shot.as_ref()),
+        Err(error) => return fail(&error, one_shot.as_ref(), status_of),
     };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
-        Err(source) => return fail(&InitError::Runtime(source), one_shot.as_ref()),
+        Err(source) => return fail(&InitError::Runtime(source), one_shot.as_ref(), status_of),
     };
-    runtime.block_on(node::run(args, sshd, one_shot, span.clone()))
+    runtime.block_on(node::run(args, sshd, one_shot, span.clone(), status_of))
 }
 
 /// Reports a setup failure in one line; in one-shot mode also tells the sidecar, so the pod can finish.
-fn fail(error: &InitError, one_shot: Option<&OneShot>) -> i32 {
+fn fail(error: &InitError, one_shot: Option<&OneShot>, status_of: ExitStatusOf) -> i32 {
     cli::print_error(error);
-    let status = error.exit_status();
+    let status = status_of(error.kind());
     if let Some(job) = one_shot {
         one_shot::record_outcome(job, status, &format!("kompi init failed: {error}"));
     }
@@ -256,7 +254,7 @@ mod tests {
         );
         let error = parse(&worker.to_args()).unwrap().one_shot().unwrap_err();
         assert!(error.to_string().contains("master only"), "{error}");
-        assert_eq!(error.exit_status(), EXIT_USAGE);
+        assert_eq!(error.kind(), ErrorKind::InvalidInput);
     }
 
     #[test]

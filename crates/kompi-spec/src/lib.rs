@@ -18,4 +18,4 @@ mod word;
 
 pub use build::{DEFAULTS_YAML, Loaded, Request, Source, default_slots, load};
 pub use cluster::*;
-pub use error::{Problem, SpecError};
+pub use error::{ErrorKind, ExitStatusOf, Problem, SpecError, StatusMeanings};

@@ -6,14 +6,14 @@ mod output;
 mod terminal;
 mod values;
 
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Open MPI clusters and MPI jobs on Kubernetes: a successor to kube-openmpi.
 ///
 /// kube-openmpi's flow works unchanged (keygen, template | kubectl apply, kubectl exec mpiexec);
 /// the same binary also runs inside the MPI pods.
 #[derive(Parser, Debug)]
-#[command(name = "kompi", version, propagate_version = true, max_term_width = 110, after_help = EXIT_STATUSES)]
+#[command(name = "kompi", version, propagate_version = true, max_term_width = 110)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -60,18 +60,23 @@ enum Command {
     Hostfile(kompi_node::hostfile::HostfileArgs),
 }
 
-const EXIT_STATUSES: &str = "\
-Exit status: 0 success; 1 failure; 2 invalid input (values, flags, names: nothing was changed);
-3 cluster or namespace not found; 4 forbidden (RBAC) or not root (local); 5 API server unreachable;
-6 timed out; 7 server-side apply conflict; 127 command not found; `run`/`exec`: the command's own.
-Installed also as kubectl-kompi, it works as `kubectl kompi ...`.";
+/// The command line with the help texts that come from the exit status table.
+fn command() -> clap::Command {
+    Cli::command()
+        .after_help(format!("{}\nInstalled also as kubectl-kompi, it works as `kubectl kompi ...`.", exit::general_help()))
+        .mut_subcommand("init", |c| c.after_long_help(format!("{}\n{}", exit::help(&kompi_node::init::EXIT_STATUSES), kompi_node::init::FILES_HELP)))
+        .mut_subcommand("hostfile", |c| {
+            let more = c.get_after_long_help().map(ToString::to_string).unwrap_or_default();
+            c.after_long_help(format!("{more}\n\n{}", exit::help(&kompi_node::hostfile::EXIT_STATUSES)))
+        })
+}
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = Cli::from_arg_matches(&command().get_matches()).unwrap_or_else(|e| e.exit());
     init_logging();
     let result = match &cli.command {
-        Command::Init(args) => std::process::exit(kompi_node::init::run(args)),
-        Command::Hostfile(args) => std::process::exit(kompi_node::hostfile::run(args)),
+        Command::Init(args) => std::process::exit(kompi_node::init::run(args, exit::status)),
+        Command::Hostfile(args) => std::process::exit(kompi_node::hostfile::run(args, exit::status)),
         Command::Up(a) => exit_with(cmd::kube::up(a)),
         Command::Run(a) => exit_with(cmd::kube::run(a)),
         Command::Exec(a) => exit_with(cmd::kube::exec(a)),
@@ -92,7 +97,7 @@ fn main() {
             Ok(())
         }
         Command::Completion { shell } => {
-            clap_complete::generate(*shell, &mut Cli::command(), "kompi", &mut std::io::stdout());
+            clap_complete::generate(*shell, &mut command(), "kompi", &mut std::io::stdout());
             Ok(())
         }
     };

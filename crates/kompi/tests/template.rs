@@ -125,3 +125,15 @@ fn completions_cover_the_commands() {
         }
     }
 }
+
+#[test]
+fn the_readme_lists_every_exit_status() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")).unwrap();
+    let start = readme.find("<!-- exit-statuses").expect("README has the exit status markers");
+    let block = &readme[start..readme.find("<!-- end exit-statuses -->").unwrap()];
+    let body = block.split("```text\n").nth(1).and_then(|b| b.split("```").next()).expect("a text block between the markers");
+    let help = String::from_utf8(kompi(&["--help"]).stdout).unwrap();
+    let table = &help[help.find("Exit status:").expect("--help lists the exit statuses")..];
+    let table = &table[..table.find("\n\n").map_or(table.len(), |end| end + 1)];
+    assert_eq!(body, table, "README's exit statuses are stale: paste the Exit status block of `kompi --help` between its markers");
+}

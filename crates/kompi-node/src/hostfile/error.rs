@@ -3,6 +3,7 @@
 use std::io;
 use std::path::PathBuf;
 
+use kompi_spec::ErrorKind;
 use kompi_spec::contract::SERVICE_ACCOUNT_DIR;
 
 #[derive(Debug, thiserror::Error)]
@@ -25,4 +26,11 @@ pub enum HostfileError {
 
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[source] io::Error),
+}
+
+impl HostfileError {
+    /// Every error that stops the sidecar is a run-time failure.
+    pub fn kind(&self) -> ErrorKind {
+        ErrorKind::Failed
+    }
 }

@@ -4,7 +4,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use super::{EXIT_SETUP_FAILED, EXIT_USAGE};
+use kompi_spec::ErrorKind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
@@ -93,10 +93,10 @@ impl InitError {
         InitError::File { action, path: path.into(), source }
     }
 
-    pub fn exit_status(&self) -> i32 {
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            InitError::Usage(_) => EXIT_USAGE,
-            _ => EXIT_SETUP_FAILED,
+            InitError::Usage(_) => ErrorKind::InvalidInput,
+            _ => ErrorKind::Failed,
         }
     }
 }

@@ -1,23 +1,24 @@
 //! The running phase: reap, supervise sshd, then either wait for a request to stop or run the one-shot
 //! job; sshd is stopped before `kompi init` exits.
 
+use kompi_spec::{ErrorKind, ExitStatusOf};
 use tokio::sync::watch;
 use tracing::{Instrument, Span, error, info};
 
 use super::reaper::Reaper;
 use super::sshd::Sshd;
 use super::workers::Gate;
-use super::{EXIT_SETUP_FAILED, InitArgs, OneShot, one_shot, supervisor};
+use super::{InitArgs, OneShot, one_shot, supervisor};
 use crate::termination::Termination;
 
-pub async fn run(args: &InitArgs, sshd: Sshd, job: Option<OneShot>, span: Span) -> i32 {
+pub async fn run(args: &InitArgs, sshd: Sshd, job: Option<OneShot>, span: Span, status_of: ExitStatusOf) -> i32 {
     async move {
         // Both listen before any child exists, so no exit and no signal is missed.
         let (reaper, mut termination) = match Reaper::start().and_then(|r| Ok((r, Termination::listen()?))) {
             Ok(started) => started,
             Err(e) => {
                 crate::cli::print_error(&format_args!("cannot listen for signals: {e}"));
-                return EXIT_SETUP_FAILED;
+                return status_of(ErrorKind::Failed);
             }
         };
         let (stop_sshd, stop_requested) = watch::channel(false);
@@ -37,7 +38,7 @@ pub async fn run(args: &InitArgs, sshd: Sshd, job: Option<OneShot>, span: Span) 
                     hostfile: &args.hostfile,
                     timeout: job.wait_timeout,
                 };
-                one_shot::run(job, gate, &reaper, &mut termination).await
+                one_shot::run(job, gate, &reaper, &mut termination, status_of).await
             }
         };
 

@@ -6,20 +6,18 @@ use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 use kompi_spec::contract::HANDSHAKE_FILE;
+use kompi_spec::{ErrorKind, ExitStatusOf};
 use nix::sys::signal::killpg;
 use tracing::{error, info, warn};
 
 use super::reaper::Reaper;
 use super::workers::Gate;
-use super::{EXIT_WORKERS_TIMEOUT, OneShot};
+use super::OneShot;
 use crate::atomic_file::write_atomically;
 use crate::termination::Termination;
 
-/// The shell reports "command not found" as 127; we do the same when bash itself cannot start.
-const EXIT_CANNOT_RUN: i32 = 127;
-
 /// Runs the job to its end and returns the status `kompi init` exits with.
-pub async fn run(job: &OneShot, gate: Gate<'_>, reaper: &Reaper, termination: &mut Termination) -> i32 {
+pub async fn run(job: &OneShot, gate: Gate<'_>, reaper: &Reaper, termination: &mut Termination, status_of: ExitStatusOf) -> i32 {
     let ready = tokio::select! {
         ready = gate.wait() => ready,
         signal = termination.next() => {
@@ -31,15 +29,20 @@ pub async fn run(job: &OneShot, gate: Gate<'_>, reaper: &Reaper, termination: &m
     };
     if let Err(timeout) = ready {
         error!("{timeout}");
-        record_outcome(job, EXIT_WORKERS_TIMEOUT, &timeout.to_string());
-        return EXIT_WORKERS_TIMEOUT;
+        let status = status_of(ErrorKind::WorkersNotReady);
+        record_outcome(job, status, &timeout.to_string());
+        return status;
     }
-    let status = run_command(job, reaper, termination).await;
+    let status = match run_command(job, reaper, termination).await {
+        Some(status) => status,
+        None => status_of(ErrorKind::CommandNotFound),
+    };
     record_outcome(job, status, &status.to_string());
     status
 }
 
-async fn run_command(job: &OneShot, reaper: &Reaper, termination: &mut Termination) -> i32 {
+/// The command's exit status, `None` when bash cannot be started.
+async fn run_command(job: &OneShot, reaper: &Reaper, termination: &mut Termination) -> Option<i32> {
     let mut command = Command::new("bash");
     // Its own process group, so a forwarded signal reaches mpiexec too, not only bash.
     command.arg("-c").arg(&job.command).process_group(0);
@@ -47,7 +50,7 @@ async fn run_command(job: &OneShot, reaper: &Reaper, termination: &mut Terminati
         Ok(child) => child,
         Err(e) => {
             error!(error = %e, "cannot start bash for the one-shot command: install bash in the image");
-            return EXIT_CANNOT_RUN;
+            return None;
         }
     };
     info!(pid = child.pid.as_raw(), command = %job.command, "running the one-shot command");
@@ -61,7 +64,7 @@ async fn run_command(job: &OneShot, reaper: &Reaper, termination: &mut Terminati
         }
     };
     info!(%exit, "the one-shot command finished");
-    exit.shell_status()
+    Some(exit.shell_status())
 }
 
 /// The master pod's termination message, and the handshake file the sidecar waits for (so the pod can

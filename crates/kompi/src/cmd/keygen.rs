@@ -50,7 +50,7 @@ pub fn run(args: &KeygenArgs) -> anyhow::Result<()> {
         std::io::ErrorKind::AlreadyExists => {
             Exit::invalid(format!("{}: already exists; pass --force to replace it (its old key stops working)", path.display()))
         }
-        _ => Exit::new(crate::exit::FAILURE, format!("{}: cannot write: {e}", path.display())),
+        _ => Exit::new(kompi_spec::ErrorKind::Failed, format!("{}: cannot write: {e}", path.display())),
     })?;
     // An existing file keeps its mode when truncated; the key must not stay readable by others.
     std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;

@@ -172,7 +172,7 @@ async fn connect(args: &KubeArgs) -> Result<Connection, KubeError> {
 }
 
 fn kube(e: KubeError) -> anyhow::Error {
-    Exit::new(e.exit_code(), e.to_string()).into()
+    Exit::new(e.kind(), e.to_string()).into()
 }
 
 fn cluster_name(name: &str) -> anyhow::Result<ClusterName> {
@@ -184,10 +184,7 @@ pub fn up(a: &UpArgs) -> anyhow::Result<i32> {
         let conn = connect(&a.kube).await.map_err(kube)?;
         let loaded = a.values.load(&a.name, &conn.namespace, false)?;
         let spec = loaded.spec;
-        let report = kompi_kube::apply::up(&conn, &spec, a.force_conflicts).await.map_err(|p| {
-            let code = p.error.exit_code();
-            Exit::new(code, p.to_string())
-        })?;
+        let report = kompi_kube::apply::up(&conn, &spec, a.force_conflicts).await.map_err(|p| Exit::new(p.kind(), p.to_string()))?;
         eprintln!(
             "applied to namespace {}: {}{}{}{}",
             conn.namespace,

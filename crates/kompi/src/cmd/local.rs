@@ -181,5 +181,5 @@ fn yes(b: bool) -> &'static str {
 }
 
 fn local(e: LocalError) -> anyhow::Error {
-    Exit::new(e.exit_code(), e.to_string()).into()
+    Exit::new(e.kind(), e.to_string()).into()
 }
