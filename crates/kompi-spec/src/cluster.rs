@@ -10,7 +10,9 @@ use k8s_openapi::api::core::v1::{
 
 use crate::contract;
 use crate::word::word_enum;
-use crate::limits::{DNS_LABEL_MAX, MAX_CLUSTER_NAME};
+use crate::limits::DNS_LABEL_MAX;
+/// Kept here too, where `ClusterName` users have always found it.
+pub use crate::limits::MAX_CLUSTER_NAME;
 
 /// A cluster name: a DNS-1035 label short enough that every derived name is valid
 /// (`NAME-worker-<ordinal>` pods and the `NAME-worker-<revision hash>` label the StatefulSet controller adds).
