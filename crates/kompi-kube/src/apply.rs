@@ -4,11 +4,10 @@
 use std::collections::BTreeSet;
 
 use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
-use kompi_render::{Object, Target, render};
+use kompi_render::{Kind, Object, render};
 use kompi_spec::sshkey::{KeyType, generate};
 use kompi_spec::{ClusterSpec, SshKeyPair, contract};
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
-use kube::core::{ApiResource, GroupVersionKind};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use serde_json::Value;
 
 use crate::client::Connection;
@@ -52,14 +51,6 @@ impl std::fmt::Display for PartialApply {
     }
 }
 
-fn api_resource(object: &Value) -> Option<ApiResource> {
-    let (group, version) = match object["apiVersion"].as_str()?.split_once('/') {
-        Some((g, v)) => (g, v),
-        None => ("", object["apiVersion"].as_str()?),
-    };
-    Some(ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, object["kind"].as_str()?)))
-}
-
 /// Applies the cluster. When the spec carries no key, an existing key Secret is kept (its pods trust
 /// it) or a fresh key is made; either way the private key never touches the local disk.
 pub async fn up(conn: &Connection, spec: &ClusterSpec, force_conflicts: bool) -> Result<ApplyReport, Box<PartialApply>> {
@@ -80,7 +71,7 @@ pub async fn up(conn: &Connection, spec: &ClusterSpec, force_conflicts: bool) ->
         }
     }
     let objects = render(&spec);
-    let target = Target { kube_minor: Some(conn.minor) };
+    let target = conn.target();
     let ids: Vec<String> = objects.iter().map(Object::id).collect();
     let mut params = PatchParams::apply(FIELD_MANAGER);
     params.force = force_conflicts;
@@ -94,7 +85,7 @@ pub async fn up(conn: &Connection, spec: &ClusterSpec, force_conflicts: bool) ->
                     report.recreated.push(object.id());
                 }
             }
-            apply_one(conn, &json, &params).await
+            apply_one(conn, object, &json, &params).await
         };
         if let Err(error) = outcome.await {
             return Err(Box::new(PartialApply { report, failed: object.id(), not_applied: ids[i + 1..].to_vec(), error }));
@@ -120,12 +111,10 @@ async fn check_namespace(conn: &Connection) -> Result<(), KubeError> {
     }
 }
 
-async fn apply_one(conn: &Connection, json: &Value, params: &PatchParams) -> Result<(), KubeError> {
-    let resource = api_resource(json).ok_or_else(|| KubeError::Failed(format!("rendered an object without apiVersion/kind: {json}")))?;
-    let name = json["metadata"]["name"].as_str().unwrap_or_default();
-    let api: Api<DynamicObject> = Api::namespaced_with(conn.client.clone(), &conn.namespace, &resource);
-    let context = format!("applying {}/{name}", resource.kind);
-    api.patch(name, params, &Patch::Apply(json)).await.map_err(|e| conn.apply_error(&context, e))?;
+async fn apply_one(conn: &Connection, object: &Object, json: &Value, params: &PatchParams) -> Result<(), KubeError> {
+    let api = conn.dynamic_api(object.kind());
+    let context = format!("applying {}", object.id());
+    api.patch(object.name(), params, &Patch::Apply(json)).await.map_err(|e| conn.apply_error(&context, e))?;
     Ok(())
 }
 
@@ -145,17 +134,14 @@ async fn replace_changed_master(conn: &Connection, name: &str, digest: &str) -> 
 /// Objects of this cluster that the values no longer render (a disabled gateway, say).
 async fn prune(conn: &Connection, spec: &ClusterSpec, desired: &[Object]) -> Result<Vec<String>, KubeError> {
     let wanted: BTreeSet<String> = desired.iter().map(Object::id).collect();
-    let pdb_version = if conn.minor < 21 { "v1beta1" } else { "v1" };
-    let optional = [("", "v1", "Service"), ("networking.k8s.io", "v1", "NetworkPolicy"), ("policy", pdb_version, "PodDisruptionBudget")];
     let mut pruned = Vec::new();
     let selector = contract::instance_selector(spec.name.as_str());
-    for (group, version, kind) in optional {
-        let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind));
-        let api: Api<DynamicObject> = Api::namespaced_with(conn.client.clone(), &conn.namespace, &resource);
-        let list = api.list(&ListParams::default().labels(&selector)).await.map_err(|e| conn.error(&format!("listing {kind}s"), e))?;
+    for kind in Kind::ALL.into_iter().filter(|k| k.depends_on_values()) {
+        let api = conn.dynamic_api(kind);
+        let list = api.list(&ListParams::default().labels(&selector)).await.map_err(|e| conn.error(&format!("listing {}s", kind.name()), e))?;
         for object in list {
             let name = object.metadata.name.clone().unwrap_or_default();
-            let id = format!("{kind}/{name}");
+            let id = format!("{}/{name}", kind.name());
             if !wanted.contains(&id) {
                 api.delete(&name, &DeleteParams::default()).await.map_err(|e| conn.error(&format!("deleting {id}"), e))?;
                 pruned.push(id);
@@ -179,16 +165,6 @@ fn digest(value: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn resources_from_rendered_json() {
-        let r = api_resource(&serde_json::json!({"apiVersion": "policy/v1beta1", "kind": "PodDisruptionBudget"})).unwrap();
-        assert_eq!((r.group.as_str(), r.version.as_str(), r.plural.as_str()), ("policy", "v1beta1", "poddisruptionbudgets"));
-        let r = api_resource(&serde_json::json!({"apiVersion": "v1", "kind": "Service"})).unwrap();
-        assert_eq!((r.group.as_str(), r.plural.as_str()), ("", "services"));
-        let r = api_resource(&serde_json::json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy"})).unwrap();
-        assert_eq!(r.plural, "networkpolicies");
-    }
 
     #[test]
     fn digest_follows_content() {

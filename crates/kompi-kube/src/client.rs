@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 
+use kube::api::{Api, DynamicObject};
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Client, Config};
 
 use crate::error::{ApiCall, KubeError, classify};
@@ -34,6 +36,18 @@ impl Connection {
     /// Maps a kube error of a server-side apply, where a conflict means another field manager.
     pub fn apply_error(&self, context: &str, e: kube::Error) -> KubeError {
         classify(&self.server, ApiCall::Apply(context), e)
+    }
+
+    /// What render must know of this server.
+    pub fn target(&self) -> kompi_render::Target {
+        kompi_render::Target { kube_minor: Some(self.minor) }
+    }
+
+    /// The API of one kind of a cluster's objects in this namespace, at the version this server serves.
+    pub fn dynamic_api(&self, kind: kompi_render::Kind) -> Api<DynamicObject> {
+        let api = kind.api_type(self.target());
+        let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(api.group, api.version, api.kind));
+        Api::namespaced_with(self.client.clone(), &self.namespace, &resource)
     }
 }
 

@@ -8,13 +8,15 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kompi_spec::contract::{self, HOSTFILE, LABEL_INSTANCE, SIDECAR_CONTAINER};
 use kompi_spec::ClusterName;
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, LogParams, Patch, PatchParams};
-use kube::core::{ApiResource, GroupVersionKind};
+use kompi_render::Kind;
+use kompi_render::hostfile::is_serving;
+use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams};
 use serde::Serialize;
 
 use crate::client::Connection;
 use crate::error::KubeError;
 use crate::pods::{self, Place, Summary};
+use crate::progress::Progress;
 use crate::remote;
 
 #[derive(Serialize)]
@@ -84,7 +86,7 @@ async fn desired_workers(conn: &Connection, name: &ClusterName) -> Result<Option
 }
 
 /// The hostfile as the sidecar last wrote it (empty if the master cannot be reached).
-pub async fn hostfile(conn: &Connection, name: &ClusterName) -> Vec<String> {
+async fn hostfile(conn: &Connection, name: &ClusterName) -> Vec<String> {
     let argv = vec!["cat".to_string(), HOSTFILE.to_string()];
     match remote::capture(conn, &name.master_pod(), SIDECAR_CONTAINER, &argv).await {
         Ok(out) if out.code == 0 => out.stdout.lines().map(str::to_string).collect(),
@@ -105,7 +107,7 @@ pub async fn status(conn: &Connection, name: &ClusterName) -> Result<ClusterStat
         .map(|p| PodStatus {
             name: pods::name(p).to_string(),
             phase: pods::phase(p).to_string(),
-            ready: pods::is_ready(p),
+            ready: is_serving(p),
             restarts: pods::restarts(p),
             problem: pods::stuck(p).map(|s| s.to_string()),
         })
@@ -195,14 +197,15 @@ pub async fn list(conn: &Connection, all_namespaces: bool) -> Result<Vec<Cluster
             && pods::name(pod) == cluster.master_pod()
             && let Some(listing) = out.get_mut(&(ns, instance))
         {
-            listing.master_phase = format!("{}{}", pods::phase(pod), if pods::is_ready(pod) { ", ready" } else { "" });
+            listing.master_phase = format!("{}{}", pods::phase(pod), if is_serving(pod) { ", ready" } else { "" });
         }
     }
     Ok(out.into_values().collect())
 }
 
-/// Sets the worker count; with `wait`, until the hostfile lists exactly that many workers.
-pub async fn scale(conn: &Connection, name: &ClusterName, workers: u32, wait: Option<Duration>) -> Result<(), KubeError> {
+/// Sets the worker count; with `wait`, until the cluster is runnable with that many workers (the
+/// hostfile lists exactly them, and each answers).
+pub async fn scale(conn: &Connection, name: &ClusterName, workers: u32, wait: Option<Duration>, progress: &mut dyn Progress) -> Result<(), KubeError> {
     let sets: Api<StatefulSet> = Api::namespaced(conn.client.clone(), &conn.namespace);
     if sets.get_opt(&name.worker_set()).await.map_err(|e| conn.error("reading the workers", e))?.is_none() {
         return Err(KubeError::ClusterNotFound { name: name.to_string(), namespace: conn.namespace.clone() });
@@ -211,20 +214,10 @@ pub async fn scale(conn: &Connection, name: &ClusterName, workers: u32, wait: Op
     sets.patch_scale(&name.worker_set(), &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .map_err(|e| conn.error(&format!("scaling StatefulSet {}", name.worker_set()), e))?;
-    let Some(timeout) = wait else { return Ok(()) };
-    crate::wait::ready(conn, name, workers, timeout).await?;
-    let deadline = std::time::Instant::now() + timeout;
-    loop {
-        let hosts = hostfile(conn, name).await;
-        let listed = kompi_render::hostfile::hosts(&hosts.join("\n")).len().saturating_sub(1) as u32;
-        if listed == workers {
-            return Ok(());
-        }
-        if std::time::Instant::now() > deadline {
-            return Err(KubeError::Timeout { seconds: timeout.as_secs(), what: format!("waiting for the hostfile to list {workers} workers (it lists {listed})") });
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+    if let Some(timeout) = wait {
+        crate::wait::ready(conn, name, workers, timeout, progress).await?;
     }
+    Ok(())
 }
 
 /// A pod of the cluster, which must exist.
@@ -236,38 +229,18 @@ pub(crate) async fn existing_pod(conn: &Connection, name: &ClusterName, pod: &st
         .ok_or_else(|| KubeError::ClusterNotFound { name: format!("{name} (no pod {pod})"), namespace: conn.namespace.clone() })
 }
 
-/// Prints a container's log; with `follow`, keeps streaming.
-pub async fn logs(conn: &Connection, name: &ClusterName, place: Place, follow: bool, tail: Option<i64>) -> Result<(), KubeError> {
+/// A container's log, line by line to `line`; with `follow`, keeps streaming.
+pub async fn logs(conn: &Connection, name: &ClusterName, place: Place, follow: bool, tail: Option<i64>, line: &mut dyn FnMut(&str)) -> Result<(), KubeError> {
     let (pod, container) = place.pod_and_container(name);
     existing_pod(conn, name, &pod).await?;
     let api: Api<Pod> = Api::namespaced(conn.client.clone(), &conn.namespace);
     let params = LogParams { container: Some(container.to_string()), follow, tail_lines: tail, ..Default::default() };
     let context = format!("reading the log of {pod}/{container}");
     let mut lines = api.log_stream(&pod, &params).await.map_err(|e| conn.error(&context, e))?.lines();
-    while let Some(line) = lines.try_next().await.map_err(|e| KubeError::Failed(format!("{context}: {e}")))? {
-        println!("{line}");
+    while let Some(text) = lines.try_next().await.map_err(|e| KubeError::Failed(format!("{context}: {e}")))? {
+        line(&text);
     }
     Ok(())
-}
-
-/// The kinds a kompi cluster is made of, in deletion order (pods first, so nothing recreates them late).
-fn kinds(minor: u32) -> Vec<ApiResource> {
-    let pdb = if minor < 21 { "v1beta1" } else { "v1" };
-    [
-        ("", "v1", "Pod"),
-        ("apps", "v1", "StatefulSet"),
-        ("policy", pdb, "PodDisruptionBudget"),
-        ("networking.k8s.io", "v1", "NetworkPolicy"),
-        ("", "v1", "Service"),
-        ("rbac.authorization.k8s.io", "v1", "RoleBinding"),
-        ("rbac.authorization.k8s.io", "v1", "Role"),
-        ("", "v1", "ServiceAccount"),
-        ("", "v1", "Secret"),
-        ("", "v1", "ConfigMap"),
-    ]
-    .iter()
-    .map(|(g, v, k)| ApiResource::from_gvk(&GroupVersionKind::gvk(g, v, k)))
-    .collect()
 }
 
 /// Deletes everything labelled with the cluster's instance; returns what it removed. With `wait`,
@@ -275,23 +248,24 @@ fn kinds(minor: u32) -> Vec<ApiResource> {
 pub async fn down(conn: &Connection, name: &ClusterName, wait: Option<Duration>) -> Result<Vec<String>, KubeError> {
     let selector = contract::instance_selector(name.as_str());
     let mut removed = Vec::new();
-    for resource in kinds(conn.minor) {
-        let api: Api<DynamicObject> = Api::namespaced_with(conn.client.clone(), &conn.namespace, &resource);
+    for kind in Kind::ALL {
+        let api = conn.dynamic_api(kind);
         let list = match api.list(&ListParams::default().labels(&selector)).await {
             Ok(list) => list,
             Err(kube::Error::Api(s)) if s.code == 404 => continue,
-            Err(e) => return Err(conn.error(&format!("listing {}s", resource.kind), e)),
+            Err(e) => return Err(conn.error(&format!("listing {}s", kind.name()), e)),
         };
         for object in list {
             let object_name = object.metadata.name.clone().unwrap_or_default();
             // Worker pods belong to the StatefulSet, which removes them.
-            if resource.kind == "Pod" && object_name != name.master_pod() {
+            if kind == Kind::Pod && object_name != name.master_pod() {
                 continue;
             }
+            let id = format!("{}/{object_name}", kind.name());
             match api.delete(&object_name, &DeleteParams::default()).await {
-                Ok(_) => removed.push(format!("{}/{object_name}", resource.kind)),
+                Ok(_) => removed.push(id),
                 Err(kube::Error::Api(s)) if s.code == 404 => {}
-                Err(e) => return Err(conn.error(&format!("deleting {}/{object_name}", resource.kind), e)),
+                Err(e) => return Err(conn.error(&format!("deleting {id}"), e)),
             }
         }
     }
@@ -323,6 +297,7 @@ mod tests {
             master_phase: Some(master_phase.into()),
             master_ready,
             workers_ready,
+            listed: (0..workers_ready).collect(),
             desired: 2,
             ..Summary::default()
         };

@@ -8,7 +8,7 @@ pub mod cluster;
 mod error;
 pub mod pods;
 pub mod progress;
-mod remote;
+pub mod remote;
 pub mod run;
 pub mod wait;
 

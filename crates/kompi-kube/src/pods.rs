@@ -1,8 +1,10 @@
-//! Reading a cluster's pods: who is ready, and why a pod is stuck. Pure functions of Pod objects.
+//! Reading a cluster's pods: who is ready, what the hostfile lists, and why a pod is stuck. Pure functions
+//! of Pod objects; whether a pod serves and which pods the hostfile lists are render's rules.
 
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use kompi_render::hostfile::{is_serving, listed_ordinals};
 use kompi_spec::ClusterName;
-use kompi_spec::contract::{LABEL_COMPONENT, MASTER_CONTAINER, SIDECAR_CONTAINER, WORKER_CONTAINER};
+use kompi_spec::contract::{LABEL_COMPONENT, MASTER_CONTAINER, SIDECAR_CONTAINER, WORKERS_REACHABLE_CONDITION, WORKER_CONTAINER};
 
 /// A container of a cluster, as `kompi exec` and `kompi logs` name it.
 pub enum Place {
@@ -23,11 +25,6 @@ impl Place {
 
 pub fn name(pod: &Pod) -> &str {
     pod.metadata.name.as_deref().unwrap_or_default()
-}
-
-pub fn is_ready(pod: &Pod) -> bool {
-    pod.metadata.deletion_timestamp.is_none()
-        && pod.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
 pub fn phase(pod: &Pod) -> &str {
@@ -129,12 +126,24 @@ pub fn terminated(pod: &Pod, container: &str) -> Option<(i32, String)> {
     container_statuses(pod).find(|c| c.name == container).and_then(|c| c.state.as_ref()?.terminated.as_ref()).map(|t| (t.exit_code, t.reason.clone().unwrap_or_default()))
 }
 
+/// What the sidecar says, through the master's readiness gate, while the listed workers are not all
+/// reachable (who does not answer); `None` when they are, or before it has said anything.
+pub fn unreachable_workers(pod: &Pod) -> Option<&str> {
+    let conditions = pod.status.as_ref()?.conditions.as_ref()?;
+    let gate = conditions.iter().find(|c| c.type_ == WORKERS_REACHABLE_CONDITION && c.status != "True")?;
+    gate.message.as_deref().filter(|m| !m.is_empty())
+}
+
 /// What a cluster's pods add up to.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Summary {
     pub master_phase: Option<String>,
     pub master_ready: bool,
-    /// Ready workers with ordinals below `desired`.
+    /// Why the sidecar holds the master back (who does not answer on ssh).
+    pub master_waiting_for: Option<String>,
+    /// The workers the hostfile lists (the serving worker pods), by ordinal.
+    pub listed: Vec<u32>,
+    /// Listed workers with ordinals below `desired`.
     pub workers_ready: u32,
     pub workers_present: u32,
     pub desired: u32,
@@ -142,18 +151,17 @@ pub struct Summary {
 }
 
 impl Summary {
-    pub fn of<'a>(cluster: &ClusterName, desired: u32, pods: impl IntoIterator<Item = &'a Pod>) -> Self {
-        let mut s = Summary { desired, ..Default::default() };
+    pub fn of<'a>(cluster: &ClusterName, desired: u32, pods: impl IntoIterator<Item = &'a Pod> + Clone) -> Self {
+        let listed = listed_ordinals(cluster, pods.clone());
+        let mut s = Summary { desired, workers_ready: listed.iter().filter(|o| **o < desired).count() as u32, listed, ..Default::default() };
         let master_name = cluster.master_pod();
         for pod in pods {
             if name(pod) == master_name {
                 s.master_phase = Some(phase(pod).to_string());
-                s.master_ready = is_ready(pod);
+                s.master_ready = is_serving(pod);
+                s.master_waiting_for = unreachable_workers(pod).map(str::to_string);
             } else if is_worker(pod) {
                 s.workers_present += 1;
-                if is_ready(pod) && cluster.worker_ordinal(name(pod)).is_some_and(|o| o < desired) {
-                    s.workers_ready += 1;
-                }
             } else {
                 continue;
             }
@@ -162,17 +170,22 @@ impl Summary {
         s
     }
 
+    /// Runnable: the master is Ready (every worker the hostfile lists answers on ssh from it) and the
+    /// hostfile lists exactly the desired workers, 0 to desired-1.
     pub fn is_ready(&self) -> bool {
-        self.master_ready && self.workers_ready == self.desired
+        self.master_ready && self.listed.len() == self.desired as usize && self.workers_ready == self.desired
     }
 
     pub fn line(&self) -> String {
-        let master = match (&self.master_phase, self.master_ready) {
-            (None, _) => "not created".to_string(),
-            (Some(p), true) => format!("{p}, ready"),
-            (Some(p), false) => format!("{p}, not ready"),
+        let master = match (&self.master_phase, self.master_ready, &self.master_waiting_for) {
+            (None, _, _) => "not created".to_string(),
+            (Some(p), true, _) => format!("{p}, ready"),
+            (Some(p), false, Some(why)) => format!("{p}, not ready ({why})"),
+            (Some(p), false, None) => format!("{p}, not ready"),
         };
-        format!("master: {master} | workers ready: {}/{}", self.workers_ready, self.desired)
+        let extra = self.listed.len() as u32 - self.workers_ready;
+        let beyond = if extra > 0 { format!(" ({extra} more listed)") } else { String::new() };
+        format!("master: {master} | workers ready: {}/{}{beyond}", self.workers_ready, self.desired)
     }
 }
 
@@ -193,17 +206,38 @@ mod tests {
             "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": if ready {"True"} else {"False"}}]}}))
     }
 
+    fn master(ready: bool, gate_message: Option<&str>) -> Pod {
+        let mut conditions = vec![json!({"type": "Ready", "status": if ready {"True"} else {"False"}})];
+        if let Some(message) = gate_message {
+            conditions.push(json!({"type": WORKERS_REACHABLE_CONDITION, "status": "False", "message": message}));
+        }
+        pod(json!({"metadata": {"name": "c-master"}, "status": {"phase": "Running", "conditions": conditions}}))
+    }
+
     #[test]
     fn summary_counts_ready_workers_below_the_desired_count() {
         let c = ClusterName::new("c").unwrap();
-        let master = pod(json!({"metadata": {"name": "c-master"}, "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}));
-        let pods = [master, worker("c-worker-0", true), worker("c-worker-1", false), worker("c-worker-2", true)];
+        let pods = [master(true, None), worker("c-worker-0", true), worker("c-worker-1", false), worker("c-worker-2", true)];
         let s = Summary::of(&c, 2, &pods);
         assert_eq!((s.master_ready, s.workers_ready, s.workers_present), (true, 1, 3));
+        assert_eq!(s.listed, [0, 2]);
         assert!(!s.is_ready());
-        assert_eq!(s.line(), "master: Running, ready | workers ready: 1/2");
+        assert_eq!(s.line(), "master: Running, ready | workers ready: 1/2 (1 more listed)");
         let s = Summary::of(&c, 3, &pods[..1]);
         assert_eq!(s.workers_ready, 0);
+    }
+
+    #[test]
+    fn runnable_means_a_ready_master_and_exactly_the_desired_workers_listed() {
+        let c = ClusterName::new("c").unwrap();
+        let two = [master(true, None), worker("c-worker-0", true), worker("c-worker-1", true)];
+        assert!(Summary::of(&c, 2, &two).is_ready());
+        assert!(!Summary::of(&c, 1, &two).is_ready(), "worker 1 is still listed after a scale-down to 1");
+        assert!(!Summary::of(&c, 3, &two).is_ready());
+        let waiting = [master(false, Some("not answering on port 2022: c-worker-1.c (connection refused)")), worker("c-worker-0", true), worker("c-worker-1", true)];
+        let s = Summary::of(&c, 2, &waiting);
+        assert!(!s.is_ready());
+        assert_eq!(s.line(), "master: Running, not ready (not answering on port 2022: c-worker-1.c (connection refused)) | workers ready: 2/2");
     }
 
     #[test]

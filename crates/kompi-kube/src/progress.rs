@@ -1,60 +1,20 @@
-//! Progress on long waits: a live line on a terminal, plain lines (only when something changed) otherwise.
+//! How long operations report where they stand. kube prints nothing itself: the CLI decides how progress
+//! is shown (a live line on a terminal, plain lines otherwise).
 
-use std::io::IsTerminal;
-use std::time::Duration;
-
-use indicatif::{ProgressBar, ProgressStyle};
-
-pub struct Progress {
-    bar: Option<ProgressBar>,
-    last: String,
+/// Where a wait, a run or a log reports to.
+pub trait Progress {
+    /// How the wait stands now; replaces the previous state (a live line on a terminal).
+    fn update(&mut self, line: &str);
+    /// Something worth keeping: a stuck pod, an interrupted watch, a log line.
+    fn note(&mut self, line: &str);
+    /// The wait is over: the live line, if any, goes away.
+    fn finish(&mut self) {}
 }
 
-impl Progress {
-    pub fn new() -> Self {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = ProgressBar::new_spinner();
-            bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed}] {msg}").expect("valid template"));
-            bar.enable_steady_tick(Duration::from_millis(120));
-            bar
-        });
-        Progress { bar, last: String::new() }
-    }
+/// Progress nobody watches (tests, callers that only want the result).
+pub struct Silent;
 
-    pub fn update(&mut self, line: &str) {
-        if line == self.last {
-            return;
-        }
-        self.last = line.to_string();
-        match &self.bar {
-            Some(bar) => bar.set_message(line.to_string()),
-            None => eprintln!("{line}"),
-        }
-    }
-
-    /// A line that stays (a problem worth reading), above the live line.
-    pub fn note(&mut self, line: &str) {
-        match &self.bar {
-            Some(bar) => bar.println(line),
-            None => eprintln!("{line}"),
-        }
-    }
-
-    pub fn finish(&mut self) {
-        if let Some(bar) = self.bar.take() {
-            bar.finish_and_clear();
-        }
-    }
-}
-
-impl Default for Progress {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Drop for Progress {
-    fn drop(&mut self) {
-        self.finish();
-    }
+impl Progress for Silent {
+    fn update(&mut self, _: &str) {}
+    fn note(&mut self, _: &str) {}
 }

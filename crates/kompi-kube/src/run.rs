@@ -1,23 +1,29 @@
-//! `kompi run` and `kompi exec`: mpiexec on the master once every worker answers, output streamed,
+//! `kompi run` and `kompi exec`: mpiexec on the master once the cluster is runnable, output streamed,
 //! Ctrl-C passed on, the exit status returned, and the worker named when one failed the run.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
+use kompi_render::command::{InitCommand, LaunchCommand};
+use kompi_render::hostfile::is_serving;
 use kompi_render::launcher::{Launch, mpiexec};
-use kompi_spec::contract::{HOSTFILE, WORKER_CONTAINER};
-use kompi_spec::{ClusterName, MpiImplementation, contract};
+use kompi_spec::contract::{HOSTFILE, KOMPI_BIN, WORKER_CONTAINER};
+use kompi_spec::{ClusterName, contract};
 use kube::api::{Api, ListParams};
+use tokio::io::AsyncWriteExt;
 
 use crate::client::Connection;
-use crate::error::KubeError;
 use crate::cluster;
+use crate::error::KubeError;
 use crate::pods::{self, Place};
 use crate::progress::Progress;
-use crate::remote;
+use crate::remote::{self, Output, Streams};
 use crate::wait;
+
+/// What `kompi launch` reads on its stdin as Ctrl-C (ETX, what a terminal sends for it).
+const INTERRUPT: u8 = 0x03;
 
 pub struct RunOptions {
     pub np: Option<u32>,
@@ -34,86 +40,29 @@ pub struct RunOutcome {
     pub worker_problems: Vec<String>,
 }
 
-/// The cluster as `run` needs it: its master pod, its MPI, its ssh port, its desired workers.
-struct Cluster {
-    name: ClusterName,
-    master: Pod,
-    desired: u32,
+/// The master's `kompi init` command line, as render wrote it into the pod, and the desired workers.
+async fn cluster_of(conn: &Connection, name: &ClusterName) -> Result<(InitCommand, u32), KubeError> {
+    let master = cluster::existing_pod(conn, name, &name.master_pod()).await?;
+    let args = master
+        .spec
+        .as_ref()
+        .and_then(|s| s.containers.iter().find(|c| c.name == pods::MASTER))
+        .and_then(|c| c.args.clone())
+        .unwrap_or_default();
+    let init = InitCommand::from_args(&args).map_err(|why| {
+        KubeError::Failed(format!("Pod {} was not made by this kompi (its {} container's arguments: {why}); `kompi up` makes it again", name.master_pod(), pods::MASTER))
+    })?;
+    let sets: Api<StatefulSet> = Api::namespaced(conn.client.clone(), &conn.namespace);
+    let desired = sets
+        .get_opt(&name.worker_set())
+        .await
+        .map_err(|e| conn.error(&format!("reading StatefulSet {}", name.worker_set()), e))?
+        .and_then(|s| s.spec.replicas)
+        .unwrap_or(0) as u32;
+    Ok((init, desired))
 }
 
-impl Cluster {
-    async fn get(conn: &Connection, name: &ClusterName) -> Result<Cluster, KubeError> {
-        let pods: Api<Pod> = Api::namespaced(conn.client.clone(), &conn.namespace);
-        let master = pods
-            .get_opt(&name.master_pod())
-            .await
-            .map_err(|e| conn.error(&format!("reading Pod {}", name.master_pod()), e))?
-            .ok_or_else(|| KubeError::ClusterNotFound { name: name.to_string(), namespace: conn.namespace.clone() })?;
-        let sets: Api<StatefulSet> = Api::namespaced(conn.client.clone(), &conn.namespace);
-        let desired = sets
-            .get_opt(&name.worker_set())
-            .await
-            .map_err(|e| conn.error(&format!("reading StatefulSet {}", name.worker_set()), e))?
-            .and_then(|s| s.spec.replicas)
-            .unwrap_or(0) as u32;
-        Ok(Cluster { name: name.clone(), master, desired })
-    }
-
-    /// A `--name=value` argument of the master's `kompi init`.
-    fn init_arg(&self, name: &str) -> Option<String> {
-        let container = self.master.spec.as_ref()?.containers.iter().find(|c| c.name == pods::MASTER)?;
-        container.args.as_ref()?.iter().find_map(|a| a.strip_prefix(&format!("--{name}=")).map(str::to_string))
-    }
-
-    fn mpi(&self) -> MpiImplementation {
-        self.init_arg("mpi").as_deref().and_then(MpiImplementation::parse).unwrap_or(MpiImplementation::OpenMpi)
-    }
-
-    fn ssh_port(&self) -> u16 {
-        self.init_arg("ssh-port").and_then(|p| p.parse().ok()).unwrap_or(contract::DEFAULT_SSH_PORT)
-    }
-}
-
-/// A shell line, run in the master, that prints how many workers the hostfile lists and which of
-/// them do not answer on the ssh port.
-fn probe_script(port: u16) -> String {
-    format!(
-        "hosts=$(awk 'NF && $1 !~ /^#/ {{ sub(/:.*/, \"\", $1); print $1 }}' {HOSTFILE} 2>/dev/null | tail -n +2); n=0; missing=; \
-         for h in $hosts; do n=$((n+1)); timeout 2 bash -c \"exec 3<>/dev/tcp/$h/{port}\" 2>/dev/null || missing=\"$missing $h\"; done; \
-         echo \"$n$missing\""
-    )
-}
-
-/// Until the hostfile lists every desired worker and each answers on ssh (from the master, so names
-/// resolve as mpiexec will resolve them).
-async fn wait_until_runnable(conn: &Connection, cluster: &Cluster, timeout: Duration) -> Result<(), KubeError> {
-    let deadline = Instant::now() + timeout;
-    // Right after `kompi up --no-wait` the master may still be pulling or starting: exec needs it running.
-    wait::master_running(conn, &cluster.name, cluster.desired, timeout).await?;
-    let argv = vec!["bash".to_string(), "-c".to_string(), probe_script(cluster.ssh_port())];
-    let mut progress = Progress::new();
-    loop {
-        let out = remote::capture(conn, &cluster.name.master_pod(), pods::MASTER, &argv).await?;
-        let mut words = out.stdout.split_whitespace();
-        let listed: u32 = words.next().and_then(|n| n.parse().ok()).unwrap_or(0);
-        let missing: Vec<&str> = words.collect();
-        if listed == cluster.desired && missing.is_empty() {
-            return Ok(());
-        }
-        let state = if missing.is_empty() {
-            format!("the hostfile lists {listed} of {} workers", cluster.desired)
-        } else {
-            format!("the hostfile lists {listed} of {} workers; not answering on port {}: {}", cluster.desired, cluster.ssh_port(), missing.join(" "))
-        };
-        if Instant::now() >= deadline {
-            return Err(KubeError::Timeout { seconds: timeout.as_secs(), what: format!("waiting for cluster {}: {state}", cluster.name) });
-        }
-        progress.update(&format!("waiting for cluster {}: {state}", cluster.name));
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-/// (uid, restarts) of each worker pod, to tell afterwards what happened to them.
+/// The worker pods now, by name, to tell afterwards what happened to them.
 async fn worker_snapshot(conn: &Connection, cluster: &ClusterName) -> Result<BTreeMap<String, Pod>, KubeError> {
     let api: Api<Pod> = Api::namespaced(conn.client.clone(), &conn.namespace);
     let list = api
@@ -143,41 +92,46 @@ pub fn worker_changes(before: &BTreeMap<String, Pod>, after: &BTreeMap<String, P
                 .map(|t| format!(": {} (exit {})", t.reason.clone().unwrap_or_default(), t.exit_code))
                 .unwrap_or_default();
             problems.push(format!("worker {name} restarted during the run{why}"));
-        } else if !pods::is_ready(new) {
+        } else if !is_serving(new) {
             problems.push(format!("worker {name} is not ready"));
         }
     }
     problems
 }
 
-pub async fn run(conn: &Connection, name: &ClusterName, opts: &RunOptions) -> Result<RunOutcome, KubeError> {
-    let cluster = Cluster::get(conn, name).await?;
+/// Waits until the cluster is runnable (the master's Ready condition: every worker the hostfile lists
+/// answers on ssh from it, and it lists the desired ones), then runs mpiexec through `kompi launch` in
+/// the master. The first Ctrl-C reaches mpiexec as SIGINT and its status is awaited; a second one stops
+/// waiting (the closed connection then ends mpiexec with SIGTERM).
+pub async fn run(conn: &Connection, name: &ClusterName, opts: &RunOptions, stdout: Output, stderr: Output, progress: &mut dyn Progress) -> Result<RunOutcome, KubeError> {
+    let (init, desired) = cluster_of(conn, name).await?;
     let launch = Launch { np: opts.np, npernode: opts.npernode, mca: &opts.mca, command: &opts.command };
-    let argv = mpiexec(cluster.mpi(), HOSTFILE, &launch).map_err(KubeError::Invalid)?;
-    wait_until_runnable(conn, &cluster, opts.wait_timeout).await?;
-    let before = worker_snapshot(conn, name).await?;
-    let run_id = format!("{}-{}", std::process::id(), Instant::now().elapsed().as_nanos());
-    let pid_file = format!("/tmp/kompi-run-{run_id}.pid");
-    // The shell records mpiexec's pid (it execs into it), so Ctrl-C here can become SIGINT there.
-    let mut wrapped = vec!["sh".to_string(), "-c".to_string(), format!("echo $$ > {pid_file}; exec \"$@\""), "kompi-run".to_string()];
-    wrapped.extend(argv);
+    let argv = mpiexec(init.mpi, HOSTFILE, &launch).map_err(KubeError::Invalid)?;
+    let settled = wait::ready(conn, name, desired, opts.wait_timeout, progress).await?;
+    let before: BTreeMap<String, Pod> =
+        settled.pods.iter().filter(|p| pods::is_worker(p)).map(|p| (pods::name(p).to_string(), (**p).clone())).collect();
+    let mut remote_argv = vec![KOMPI_BIN.to_string()];
+    remote_argv.extend(LaunchCommand { signals_from_stdin: true, command: argv }.to_args());
     let master = name.master_pod();
+    let (finished, mut control) = remote::start_controlled(conn, &master, pods::MASTER, &remote_argv, stdout, stderr).await?;
+    tokio::pin!(finished);
     let status = tokio::select! {
-        status = remote::stream(conn, &master, pods::MASTER, &wrapped, false, false) => status?,
+        status = &mut finished => status?,
         _ = tokio::signal::ctrl_c() => {
-            eprintln!("interrupting mpiexec on {master}");
-            let stop = vec!["sh".to_string(), "-c".to_string(), format!("kill -INT $(cat {pid_file}) 2>/dev/null; rm -f {pid_file}")];
-            let _ = remote::capture(conn, &master, pods::MASTER, &stop).await;
-            130
+            progress.note(&format!("interrupting mpiexec on {master} (Ctrl-C again to stop waiting for it)"));
+            let _ = control.write_all(&[INTERRUPT]).await;
+            let _ = control.flush().await;
+            tokio::select! {
+                status = &mut finished => status?,
+                _ = tokio::signal::ctrl_c() => 130,
+            }
         }
     };
     let worker_problems = if status == 0 { Vec::new() } else { worker_changes(&before, &worker_snapshot(conn, name).await?) };
-    let cleanup = vec!["rm".to_string(), "-f".to_string(), pid_file];
-    let _ = remote::capture(conn, &master, pods::MASTER, &cleanup).await;
     Ok(RunOutcome { status, worker_problems })
 }
 
-pub async fn exec(conn: &Connection, name: &ClusterName, place: Place, command: &[String], stdin: bool, tty: bool) -> Result<i32, KubeError> {
+pub async fn exec(conn: &Connection, name: &ClusterName, place: Place, command: &[String], streams: Streams) -> Result<i32, KubeError> {
     let (pod, container) = place.pod_and_container(name);
     let found = cluster::existing_pod(conn, name, &pod).await?;
     if !pods::container_running(&found, container) {
@@ -187,7 +141,7 @@ pub async fn exec(conn: &Connection, name: &ClusterName, place: Place, command: 
             ns = conn.namespace
         )));
     }
-    remote::stream(conn, &pod, container, command, stdin, tty).await
+    remote::stream(conn, &pod, container, command, streams).await
 }
 
 #[cfg(test)]
@@ -211,6 +165,7 @@ mod tests {
         after.remove("w-0");
         after.insert("w-1".into(), pod("w-1", "b2", 0, true));
         after.insert("w-2".into(), pod("w-2", "c", 1, true));
+        after.insert("w-3".into(), pod("w-3", "d", 0, false));
         let changes = worker_changes(&before, &after);
         assert_eq!(
             changes,
@@ -218,6 +173,7 @@ mod tests {
                 "worker w-0 was deleted during the run",
                 "worker w-1 was deleted during the run (and replaced)",
                 "worker w-2 restarted during the run: OOMKilled (exit 137)",
+                "worker w-3 is not ready",
             ]
         );
     }

@@ -1,19 +1,34 @@
-//! Waiting on a cluster through a watch on its pods, with live progress and the reason when a pod is stuck.
+//! Waiting on a cluster through a watch on its pods, cached by kube-runtime's reflector, with live progress
+//! and the reason when a pod is stuck.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kompi_spec::{ClusterName, contract};
 use kube::api::{Api, LogParams};
-use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
+use kube::runtime::reflector;
+use kube::runtime::watcher::{self, Event};
 
 use crate::client::Connection;
 use crate::error::KubeError;
 use crate::pods::{self, Summary};
 use crate::progress::Progress;
+
+/// The cluster's pods when a wait ended, and what they add up to.
+pub struct Settled {
+    pub summary: Summary,
+    pub pods: Vec<Arc<Pod>>,
+}
+
+impl Settled {
+    pub fn pod(&self, name: &str) -> Option<&Pod> {
+        self.pods.iter().map(|p| &**p).find(|p| pods::name(p) == name)
+    }
+}
 
 /// Waits until `done` holds for the cluster's pods; fails at the deadline, or at once when a pod can
 /// never start. Stuck pods are reported as they appear (with the last log lines of a crashing container).
@@ -23,100 +38,83 @@ pub async fn until(
     desired: u32,
     timeout: Duration,
     what: &str,
-    done: impl Fn(&Summary, &BTreeMap<String, Pod>) -> bool,
-) -> Result<Summary, KubeError> {
+    progress: &mut dyn Progress,
+    done: impl Fn(&Summary, &[Arc<Pod>]) -> bool,
+) -> Result<Settled, KubeError> {
     let api: Api<Pod> = Api::namespaced(conn.client.clone(), &conn.namespace);
     let config = watcher::Config::default().labels(&contract::instance_selector(cluster.as_str()));
-    let mut events = watcher::watcher(api.clone(), config).default_backoff().boxed();
-    let mut pods: BTreeMap<String, Pod> = BTreeMap::new();
-    let mut initial: BTreeMap<String, Pod> = BTreeMap::new();
-    let mut progress = Progress::new();
+    let (store, writer) = reflector::store();
+    let mut events = reflector::reflector(writer, watcher::watcher(api.clone(), config).default_backoff()).boxed();
     let mut reported = BTreeSet::new();
     let deadline = Instant::now() + timeout;
     let mut synced = false;
-    loop {
+    let outcome = loop {
         let remaining = deadline.saturating_duration_since(Instant::now());
         let event = tokio::select! {
             e = events.next() => e,
             _ = tokio::time::sleep(remaining.min(Duration::from_secs(1))) => None,
         };
         match event {
-            Some(Ok(Event::Apply(p) | Event::InitApply(p))) => {
-                let target = if synced { &mut pods } else { &mut initial };
-                target.insert(pods::name(&p).to_string(), p);
-            }
-            Some(Ok(Event::Delete(p))) => {
-                pods.remove(pods::name(&p));
-            }
-            Some(Ok(Event::Init)) => initial.clear(),
-            Some(Ok(Event::InitDone)) => {
-                pods = std::mem::take(&mut initial);
-                synced = true;
-            }
+            Some(Ok(Event::InitDone)) => synced = true,
             Some(Err(e)) => progress.note(&format!("watch interrupted, resuming: {e}")),
-            None => {}
+            _ => {}
         }
         if !synced {
             if Instant::now() >= deadline {
-                return Err(KubeError::Timeout { seconds: timeout.as_secs(), what: format!("{what}: the pod watch never synced") });
+                break Err(KubeError::Timeout { seconds: timeout.as_secs(), what: format!("{what}: the pod watch never synced") });
             }
             continue;
         }
-        let summary = Summary::of(cluster, desired, pods.values());
+        let pods = store.state();
+        let summary = Summary::of(cluster, desired, pods.iter().map(|p| &**p));
         progress.update(&format!("{what}: {}", summary.line()));
-        for s in &summary.stuck {
-            let key = format!("{}/{:?}/{}", s.pod, s.container, s.reason);
-            if reported.insert(key) {
-                progress.note(&format!("  {s}"));
-                if s.reason == "CrashLoopBackOff" {
-                    for line in last_log_lines(&api, &s.pod, s.container.as_deref(), 5).await {
-                        progress.note(&format!("    | {line}"));
-                    }
-                }
-            }
-            if s.hopeless {
-                progress.finish();
-                return Err(KubeError::Failed(format!("{what}: {s} (this cannot fix itself: correct the values and run `kompi up` again)")));
-            }
+        if let Some(hopeless) = report_stuck(&api, &summary, &mut reported, progress).await {
+            break Err(KubeError::Failed(format!("{what}: {hopeless} (this cannot fix itself: correct the values and run `kompi up` again)")));
         }
         if done(&summary, &pods) {
-            progress.finish();
-            return Ok(summary);
+            break Ok(Settled { summary, pods });
         }
         if Instant::now() >= deadline {
-            progress.finish();
             let stuck: Vec<String> = summary.stuck.iter().map(ToString::to_string).collect();
             let why = if stuck.is_empty() { String::new() } else { format!("; {}", stuck.join("; ")) };
-            return Err(KubeError::Timeout { seconds: timeout.as_secs(), what: format!("{what} ({}){why}", summary.line()) });
+            break Err(KubeError::Timeout { seconds: timeout.as_secs(), what: format!("{what} ({}){why}", summary.line()) });
+        }
+    };
+    progress.finish();
+    outcome
+}
+
+/// Notes each newly stuck pod once; returns the first that can never start.
+async fn report_stuck(api: &Api<Pod>, summary: &Summary, reported: &mut BTreeSet<String>, progress: &mut dyn Progress) -> Option<String> {
+    for s in &summary.stuck {
+        let key = format!("{}/{:?}/{}", s.pod, s.container, s.reason);
+        if reported.insert(key) {
+            progress.note(&format!("  {s}"));
+            if s.reason == "CrashLoopBackOff" {
+                for line in last_log_lines(api, &s.pod, s.container.as_deref(), 5).await {
+                    progress.note(&format!("    | {line}"));
+                }
+            }
+        }
+        if s.hopeless {
+            return Some(s.to_string());
         }
     }
+    None
 }
 
-/// Ready: the master (sshd up and every initial worker in the hostfile) and `desired` workers.
-pub async fn ready(conn: &Connection, cluster: &ClusterName, desired: u32, timeout: Duration) -> Result<Summary, KubeError> {
-    until(conn, cluster, desired, timeout, &format!("waiting for cluster {cluster}"), |s, _| s.is_ready()).await
-}
-
-/// Until the master's MPI container runs, so commands can be executed in it.
-pub async fn master_running(conn: &Connection, cluster: &ClusterName, desired: u32, timeout: Duration) -> Result<(), KubeError> {
-    let master = cluster.master_pod();
-    until(conn, cluster, desired, timeout, &format!("waiting for the master of cluster {cluster}"), |_, pods| {
-        pods.get(&master).is_some_and(|p| pods::container_running(p, pods::MASTER))
-    })
-    .await
-    .map(drop)
+/// Runnable: the master Ready (every worker the hostfile lists answers on ssh from it) and the hostfile
+/// listing exactly the `desired` workers. `kompi up --wait`, `run` and `scale --wait` all wait for this.
+pub async fn ready(conn: &Connection, cluster: &ClusterName, desired: u32, timeout: Duration, progress: &mut dyn Progress) -> Result<Settled, KubeError> {
+    until(conn, cluster, desired, timeout, &format!("waiting for cluster {cluster}"), progress, |s, _| s.is_ready()).await
 }
 
 /// Until the one-shot master has finished; its command's exit status.
-pub async fn one_shot_done(conn: &Connection, cluster: &ClusterName, desired: u32, timeout: Duration) -> Result<i32, KubeError> {
-    let master = cluster.master_pod();
-    until(conn, cluster, desired, timeout, &format!("running the one-shot command of {cluster}"), |s, _| {
-        matches!(s.master_phase.as_deref(), Some("Succeeded" | "Failed"))
-    })
-    .await?;
-    let api: Api<Pod> = Api::namespaced(conn.client.clone(), &conn.namespace);
-    let pod = api.get(&master).await.map_err(|e| conn.error(&format!("reading Pod {master}"), e))?;
-    Ok(pods::terminated(&pod, pods::MASTER).map(|(code, _)| code).unwrap_or(1))
+pub async fn one_shot_done(conn: &Connection, cluster: &ClusterName, desired: u32, timeout: Duration, progress: &mut dyn Progress) -> Result<i32, KubeError> {
+    let what = format!("running the one-shot command of {cluster}");
+    let settled = until(conn, cluster, desired, timeout, &what, progress, |s, _| matches!(s.master_phase.as_deref(), Some("Succeeded" | "Failed"))).await?;
+    let master = settled.pod(&cluster.master_pod());
+    Ok(master.and_then(|p| pods::terminated(p, pods::MASTER)).map(|(code, _)| code).unwrap_or(1))
 }
 
 async fn last_log_lines(api: &Api<Pod>, pod: &str, container: Option<&str>, lines: i64) -> Vec<String> {

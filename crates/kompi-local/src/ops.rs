@@ -6,7 +6,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use kompi_render::hostfile::{HostEntry, hostfile};
+use kompi_render::hostfile;
 use kompi_render::launcher::{self, mpiexec};
 use kompi_render::worker::init_command;
 use kompi_spec::sshkey::{KeyType, generate};
@@ -260,14 +260,12 @@ fn log_tail(path: &Path) -> String {
     if lines.is_empty() { format!("nothing in {}", path.display()) } else { lines.into_iter().rev().collect::<Vec<_>>().join(" | ") }
 }
 
+/// Every worker, once all answer on ssh: the same lines the sidecar writes for serving worker pods.
 fn write_hostfile(dir: &StateDir, state: &ClusterState) -> Result<(), LocalError> {
     let cluster = ClusterName::new(&state.plan.cluster).map_err(LocalError::Invalid)?;
-    let mut entries = vec![HostEntry { host: state.plan.master().name.clone(), slots: state.master_slots }];
-    entries.extend(state.plan.workers().map(|w| HostEntry { host: cluster.worker_host(&w.name), slots: state.worker_slots }));
-    let text = hostfile(state.mpi, &entries);
-    let tmp = dir.root.join("hostfile.tmp");
-    std::fs::write(&tmp, text).map_err(|e| LocalError::io("writing the hostfile", e))?;
-    std::fs::rename(&tmp, dir.hostfile()).map_err(|e| LocalError::io("writing the hostfile", e))
+    let entries = hostfile::entries(&cluster, state.master_slots, state.worker_slots, state.plan.workers().map(|w| w.name.as_str()));
+    kompi_node::hostfile::write_hostfile(&dir.hostfile(), &hostfile::hostfile(state.mpi, &entries))
+        .map_err(|e| LocalError::io("writing the hostfile", e))
 }
 
 /// Stops every node (and anything else left in its network namespace), removes the network and the

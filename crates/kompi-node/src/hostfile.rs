@@ -1,12 +1,12 @@
 //! `kompi hostfile`: the master pod's sidecar, the only container with API credentials. It watches the
-//! worker pods and keeps the hostfile current (replacing kube-openmpi's 15-second kubectl polling), marks
-//! the master ready once every initial worker is listed, and in one-shot mode scales the workers down
-//! after a successful job.
+//! worker pods and keeps the hostfile current (replacing kube-openmpi's 15-second kubectl polling), holds
+//! the master's readiness until every listed worker answers on ssh, and in one-shot mode scales the
+//! workers down after a successful job.
 
 mod error;
 mod handshake;
 mod output;
-mod table;
+mod readiness;
 mod watch;
 
 use std::path::PathBuf;
@@ -14,13 +14,16 @@ use std::path::PathBuf;
 use clap::Args;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
+use kompi_render::hostfile::{self, entries_of_pods};
 use kompi_spec::contract::worker_selector;
 use kompi_spec::{ClusterName, ErrorKind, ExitStatusOf, MpiImplementation, StatusMeanings};
+use kube::runtime::reflector::Store;
 use kube::{Api, Client};
 use tracing::{Instrument, error, info, info_span};
 
 pub use error::HostfileError;
 use handshake::Decision;
+pub use output::write_hostfile;
 use output::Publisher;
 
 use crate::cli;
@@ -30,9 +33,13 @@ const HOSTFILE_HELP: &str = "\
 The hostfile lists the master first (<CLUSTER>-master), then every worker pod that is Ready and not
 terminating as <pod>.<CLUSTER>, by ordinal. It is replaced atomically, only when it changes.
 
-API requests: list and watch pods (label selector of the cluster's workers) and, with
---scale-down-on-success, one PATCH of statefulsets/<CLUSTER>-worker/scale. API errors are logged and
-retried, never fatal.";
+The master pod's readiness gate, the condition kompi.io/workers-reachable, is True once every initial
+worker has been listed and every listed worker answers on --ssh-port from this pod; the pod is Ready only
+with it.
+
+API requests: list and watch pods (label selector of the cluster's workers), a PATCH of
+pods/<CLUSTER>-master/status when the condition changes and, with --scale-down-on-success, one PATCH of
+statefulsets/<CLUSTER>-worker/scale. API errors are logged and retried, never fatal.";
 
 /// What `kompi hostfile`'s exit statuses mean; the command line's table gives their numbers.
 pub const EXIT_STATUSES: StatusMeanings<'static> = StatusMeanings {
@@ -49,8 +56,8 @@ pub struct HostfileArgs {
     #[arg(long, value_parser = cli::cluster_name)]
     pub cluster: ClusterName,
 
-    /// Workers the cluster starts with; once the hostfile lists this many, `.complete` is created beside it
-    /// (the master pod's readiness)
+    /// Workers the cluster starts with; once the hostfile lists this many, `.complete` is created beside it,
+    /// and only from then on can the master be Ready
     #[arg(long, value_name = "N")]
     pub workers: u32,
 
@@ -61,6 +68,10 @@ pub struct HostfileArgs {
     /// Slots on the master's line
     #[arg(long, value_name = "N")]
     pub master_slots: u32,
+
+    /// The workers' ssh port, which each listed worker must answer on before the master is Ready
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub ssh_port: u16,
 
     /// Hostfile syntax: `host slots=N` for openmpi, `host:N` for mpich and intel
     #[arg(long, value_parser = cli::mpi_implementation())]
@@ -92,6 +103,9 @@ pub fn run(args: &HostfileArgs, status_of: ExitStatusOf) -> i32 {
     let span = info_span!("hostfile", cluster = %args.cluster);
     let result = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        // Name lookups of the readiness gate run on blocking threads: a few are enough, and each thread
+        // would cost memory (its stack, an allocator arena) with a thousand workers to probe.
+        .max_blocking_threads(4)
         .build()
         .map_err(HostfileError::Runtime)
         .and_then(|runtime| runtime.block_on(sidecar(args).instrument(span)));
@@ -106,18 +120,20 @@ pub fn run(args: &HostfileArgs, status_of: ExitStatusOf) -> i32 {
 
 async fn sidecar(args: &HostfileArgs) -> Result<(), HostfileError> {
     let mut termination = Termination::listen().map_err(HostfileError::Signals)?;
-    let entries = |table: &table::PodTable| table::hostfile_entries(&args.cluster, args.master_slots, args.slots, table.pods());
+    let entries = |store: &Store<Pod>| entries_of_pods(&args.cluster, args.master_slots, args.slots, store.state().iter().map(|p| &**p));
     let mut publisher = Publisher::new(&args.output, args.mpi, args.workers);
-    publisher.start(&entries(&table::PodTable::default()))?;
+    publisher.start(&hostfile::entries(&args.cluster, args.master_slots, args.slots, []))?;
 
     let client = Client::try_default().await.map_err(HostfileError::Client)?;
     let namespace = args.namespace.clone().unwrap_or_else(|| client.default_namespace().to_string());
     info!(namespace, output = %args.output.display(), workers = args.workers, "following the worker pods");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
+    let readiness = tokio::spawn(readiness::hold(pods.clone(), args.cluster.clone(), args.ssh_port, publisher.listings()));
 
     let following = async {
         if !(args.once && publisher.is_complete()) {
-            let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
-            watch::follow_workers(pods, &worker_selector(args.cluster.as_str()), entries, &mut publisher, args.once).await?;
+            let events = watch::worker_events(pods, &worker_selector(args.cluster.as_str()));
+            watch::follow_workers(events, entries, &mut publisher, args.once).await?;
         }
         // Done following (--once): stay up, so the pod stays ready, until told to stop.
         std::future::pending::<Result<(), HostfileError>>().await
@@ -137,6 +153,7 @@ async fn sidecar(args: &HostfileArgs) -> Result<(), HostfileError> {
             return Ok(());
         }
     };
+    readiness.abort();
     tokio::select! {
         () = finish_one_shot(args, status, client, &namespace) => {}
         signal = termination.next() => info!(%signal, "stopping before the one-shot job's end was handled"),
@@ -186,6 +203,7 @@ mod tests {
             workers: 4,
             worker_slots: 8,
             master_slots: 2,
+            ssh_port: 2222,
             mpi: MpiImplementation::Intel,
             output: "/kube-openmpi/generated/hostfile".into(),
             once,
@@ -199,7 +217,7 @@ mod tests {
         for c in [command(false, None, false), command(true, None, false), command(false, Some("/kube-openmpi/handshake"), true)] {
             let args = parse(&c.to_args()).unwrap_or_else(|e| panic!("{:?} does not parse: {e}", c.to_args()));
             assert_eq!(args.cluster.as_str(), c.cluster);
-            assert_eq!((args.workers, args.slots, args.master_slots), (c.workers, c.worker_slots, c.master_slots));
+            assert_eq!((args.workers, args.slots, args.master_slots, args.ssh_port), (c.workers, c.worker_slots, c.master_slots, c.ssh_port));
             assert_eq!(args.mpi, c.mpi);
             assert_eq!(args.output, PathBuf::from(&c.output));
             assert_eq!(args.once, c.once);

@@ -12,12 +12,10 @@ mod node;
 mod one_shot;
 mod open_mpi;
 mod prepare;
-mod reaper;
 mod sshd;
 mod sshd_log;
 mod strict_modes;
 mod supervisor;
-mod workers;
 
 use std::path::PathBuf;
 use std::time::Duration;

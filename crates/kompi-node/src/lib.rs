@@ -1,7 +1,12 @@
-//! kompi inside the MPI pods (and inside the local backend's nodes): `kompi init` and `kompi hostfile`.
+//! kompi inside the MPI pods (and inside the local backend's nodes): `kompi init`, `kompi hostfile` and
+//! `kompi launch`; and the hostfile writer the local backend shares.
 
 mod atomic_file;
 mod cli;
+mod foreground;
+pub mod gate;
 pub mod hostfile;
 pub mod init;
+pub mod launch;
+mod reaper;
 mod termination;

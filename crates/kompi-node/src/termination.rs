@@ -24,3 +24,9 @@ impl Termination {
         }
     }
 }
+
+impl crate::foreground::StopRequests for Termination {
+    async fn next(&mut self) -> Signal {
+        Termination::next(self).await
+    }
+}

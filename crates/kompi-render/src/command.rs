@@ -1,5 +1,8 @@
 //! The command lines of kompi's in-pod processes, as render writes them into pod specs (and the local
-//! backend passes them to its nodes). `kompi init --help` and `kompi hostfile --help` document them.
+//! backend passes them to its nodes, and `kompi run` execs them), and read back from a pod's spec.
+//! `kompi init --help`, `kompi hostfile --help` and `kompi launch --help` document them.
+
+use std::collections::BTreeMap;
 
 use kompi_spec::MpiImplementation;
 
@@ -15,6 +18,10 @@ impl Role {
             Role::Master => "master",
             Role::Worker => "worker",
         }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        [Role::Master, Role::Worker].into_iter().find(|r| r.as_str() == s)
     }
 }
 
@@ -65,6 +72,88 @@ impl InitCommand {
         }
         args
     }
+
+    /// Reads back a command line [`InitCommand::to_args`] wrote (the master's, say, from its pod spec).
+    /// Anything else is refused, naming what does not fit: no flag is guessed and no value defaulted.
+    pub fn from_args(args: &[String]) -> Result<InitCommand, String> {
+        let mut words = args.iter();
+        if words.next().map(String::as_str) != Some("init") {
+            return Err(format!("{args:?} is not a `kompi init` command line"));
+        }
+        let mut flags: BTreeMap<&str, &str> = BTreeMap::new();
+        let mut mca = Vec::new();
+        let mut command = None;
+        while let Some(word) = words.next() {
+            if word == "--" {
+                command = Some(words.next().ok_or("nothing follows `--`")?.clone());
+                if let Some(extra) = words.next() {
+                    return Err(format!("{extra:?} after the one-shot command"));
+                }
+                break;
+            }
+            let (name, value) = word.strip_prefix("--").and_then(|w| w.split_once('=')).ok_or_else(|| format!("{word:?} is not --NAME=VALUE"))?;
+            match name {
+                "mca" => mca.push(value.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("--mca={value}: not NAME=VALUE"))?),
+                "role" | "cluster" | "ssh-port" | "mpi" | "key-dir" | "hostfile" | "one-shot-workers" | "wait-timeout" | "handshake-dir" => {
+                    if flags.insert(name, value).is_some() {
+                        return Err(format!("--{name} is given twice"));
+                    }
+                }
+                _ => return Err(format!("unknown flag --{name}")),
+            }
+        }
+        let mut take = |name: &str| flags.remove(name).ok_or_else(|| format!("--{name} is missing"));
+        let number = |name: &str, value: &str| value.parse::<u32>().map_err(|_| format!("--{name}={value}: not a number"));
+        let role = take("role")?;
+        let mpi = take("mpi")?;
+        let ssh_port = take("ssh-port")?;
+        let mut init = InitCommand {
+            role: Role::parse(role).ok_or_else(|| format!("--role={role}: neither master nor worker"))?,
+            cluster: take("cluster")?.to_string(),
+            ssh_port: ssh_port.parse().map_err(|_| format!("--ssh-port={ssh_port}: not a port"))?,
+            mpi: MpiImplementation::parse(mpi).ok_or_else(|| format!("--mpi={mpi}: not openmpi, mpich or intel"))?,
+            key_dir: take("key-dir")?.to_string(),
+            hostfile: take("hostfile")?.to_string(),
+            mca,
+            one_shot: None,
+        };
+        if let Some(command) = command {
+            let (workers, timeout) = (take("one-shot-workers")?, take("wait-timeout")?);
+            init.one_shot = Some(OneShotCommand {
+                workers: number("one-shot-workers", workers)?,
+                wait_timeout_seconds: number("wait-timeout", timeout)?,
+                handshake_dir: take("handshake-dir")?.to_string(),
+                command,
+            });
+        }
+        match flags.keys().next() {
+            Some(name) => Err(format!("--{name} belongs to one-shot mode, but no command follows `--`")),
+            None => Ok(init),
+        }
+    }
+}
+
+/// `kompi launch`: what `kompi run` starts in the master's MPI container: mpiexec, with the client's
+/// Ctrl-C passed on to it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LaunchCommand {
+    /// Read stdin as the client's channel: each ETX byte (Ctrl-C) interrupts the command, the end of input
+    /// (the client went away) terminates it. The command itself then reads nothing.
+    pub signals_from_stdin: bool,
+    /// The program and its arguments.
+    pub command: Vec<String>,
+}
+
+impl LaunchCommand {
+    pub fn to_args(&self) -> Vec<String> {
+        let mut args = vec!["launch".to_string()];
+        if self.signals_from_stdin {
+            args.push("--signals-from-stdin".into());
+        }
+        args.push("--".into());
+        args.extend(self.command.iter().cloned());
+        args
+    }
 }
 
 /// `kompi hostfile`: the master's sidecar, the only container with API credentials.
@@ -74,6 +163,8 @@ pub struct HostfileCommand {
     pub workers: u32,
     pub worker_slots: u32,
     pub master_slots: u32,
+    /// The port each listed worker must answer on before the master is Ready.
+    pub ssh_port: u16,
     pub mpi: MpiImplementation,
     pub output: String,
     /// Write the hostfile once, when all workers are ready, then stop following them.
@@ -93,6 +184,7 @@ impl HostfileCommand {
             format!("--workers={}", self.workers),
             format!("--slots={}", self.worker_slots),
             format!("--master-slots={}", self.master_slots),
+            format!("--ssh-port={}", self.ssh_port),
             format!("--mpi={}", self.mpi.as_str()),
             format!("--output={}", self.output),
         ];
@@ -106,5 +198,59 @@ impl HostfileCommand {
             args.push("--scale-down-on-success".to_string());
         }
         args
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn init(role: Role, one_shot: Option<OneShotCommand>) -> InitCommand {
+        InitCommand {
+            role,
+            cluster: "mpi".into(),
+            ssh_port: 2022,
+            mpi: MpiImplementation::Intel,
+            key_dir: "/ssh-key/openmpi".into(),
+            hostfile: "/kube-openmpi/generated/hostfile".into(),
+            mca: vec![("btl".into(), "tcp,self".into()), ("x".into(), "a=b".into())],
+            one_shot,
+        }
+    }
+
+    fn job() -> OneShotCommand {
+        OneShotCommand { workers: 3, wait_timeout_seconds: 90, handshake_dir: "/h".into(), command: "mpiexec -- a && exit 3".into() }
+    }
+
+    #[test]
+    fn init_command_lines_read_back_as_written() {
+        for command in [init(Role::Master, None), init(Role::Worker, None), init(Role::Master, Some(job()))] {
+            assert_eq!(InitCommand::from_args(&command.to_args()), Ok(command.clone()));
+        }
+    }
+
+    #[test]
+    fn anything_else_is_refused_and_named() {
+        let written = init(Role::Master, Some(job())).to_args();
+        let with = |change: &dyn Fn(&mut Vec<String>)| {
+            let mut args = written.clone();
+            change(&mut args);
+            InitCommand::from_args(&args).unwrap_err()
+        };
+        assert!(with(&|a| a[0] = "hostfile".into()).contains("not a `kompi init`"));
+        assert_eq!(with(&|a| a.retain(|w| !w.starts_with("--mpi="))), "--mpi is missing");
+        assert_eq!(with(&|a| a.retain(|w| !w.starts_with("--ssh-port="))), "--ssh-port is missing");
+        assert_eq!(with(&|a| a[4] = "--mpi=lam".into()), "--mpi=lam: not openmpi, mpich or intel");
+        assert_eq!(with(&|a| a.insert(1, "--ssh-port=22".into())), "--ssh-port is given twice");
+        assert_eq!(with(&|a| a.insert(1, "--ssh-prt=22".into())), "unknown flag --ssh-prt");
+        assert_eq!(with(&|a| a.insert(1, "--mca".into())), "\"--mca\" is not --NAME=VALUE");
+        assert_eq!(with(&|a| a.push("extra".into())), "\"extra\" after the one-shot command");
+        assert_eq!(with(&|a| a.truncate(a.len() - 2)), "--handshake-dir belongs to one-shot mode, but no command follows `--`");
+    }
+
+    #[test]
+    fn launch_puts_the_command_after_a_double_dash() {
+        let launch = LaunchCommand { signals_from_stdin: true, command: vec!["mpiexec".into(), "--np".into(), "2".into()] };
+        assert_eq!(launch.to_args(), ["launch", "--signals-from-stdin", "--", "mpiexec", "--np", "2"]);
     }
 }

@@ -20,7 +20,7 @@ mod testing;
 pub mod worker;
 
 use kompi_spec::ClusterSpec;
-pub use object::{Object, Target, to_json_list, to_yaml, to_yaml_stream};
+pub use object::{ApiType, Kind, Object, Target, to_json_list, to_yaml, to_yaml_stream};
 
 /// Every object of a cluster, in the order they are best applied (what pods need exists first). The
 /// Secret is left out when the spec has no key (`kompi up` then makes one).

@@ -1,15 +1,16 @@
 //! Pod NAME-master: the MPI container (`kompi init --role=master`) and the hostfile sidecar, which alone
-//! holds API credentials, through a projected token volume mounted in it only.
+//! holds API credentials, through a projected token volume mounted in it only. The pod's readiness gate is
+//! the sidecar's condition that every listed worker answers on ssh.
 
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMapProjection, Container, DownwardAPIProjection, DownwardAPIVolumeFile, EnvVar, EnvVarSource,
-    ExecAction, KeyToPath, ObjectFieldSelector, Pod, ProjectedVolumeSource, Probe, ResourceRequirements, SecurityContext,
+    Capabilities, ConfigMapProjection, Container, DownwardAPIProjection, DownwardAPIVolumeFile, EnvVar, EnvVarSource, KeyToPath,
+    ObjectFieldSelector, Pod, PodReadinessGate, ProjectedVolumeSource, ResourceRequirements, SecurityContext,
     ServiceAccountTokenProjection, Volume, VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kompi_spec::ClusterSpec;
 use kompi_spec::contract::{
-    HANDSHAKE_DIR, HOSTFILE, HOSTFILE_COMPLETE_MARKER, HOSTFILE_DIR, KOMPI_BIN, MASTER_CONTAINER, SERVICE_ACCOUNT_DIR, SIDECAR_CONTAINER,
+    HANDSHAKE_DIR, HOSTFILE, HOSTFILE_DIR, KOMPI_BIN, MASTER_CONTAINER, SERVICE_ACCOUNT_DIR, SIDECAR_CONTAINER, WORKERS_REACHABLE_CONDITION,
 };
 
 use crate::command::{HostfileCommand, OneShotCommand, Role};
@@ -43,6 +44,9 @@ pub fn master_pod(spec: &ClusterSpec) -> Pod {
     pod_spec.service_account_name = Some(spec.name.service());
     // A one-shot master must not rerun a command that failed: its exit status is the result.
     pod_spec.restart_policy = Some(if spec.master.one_shot.is_some() { "Never" } else { "OnFailure" }.into());
+    // Ready only once the sidecar says every listed worker answers: `kubectl wait` on the master then
+    // means the cluster is runnable.
+    pod_spec.readiness_gates = Some(vec![PodReadinessGate { condition_type: WORKERS_REACHABLE_CONDITION.into() }]);
     let volumes = pod_spec.volumes.get_or_insert_with(Vec::new);
     volumes.push(empty_dir(HOSTFILE_VOLUME));
     if spec.master.one_shot.is_some() {
@@ -63,6 +67,7 @@ pub fn hostfile_command(spec: &ClusterSpec) -> HostfileCommand {
         workers: spec.workers.count,
         worker_slots: spec.workers.pod.slots,
         master_slots: spec.master.pod.slots,
+        ssh_port: spec.ssh_port,
         mpi: spec.mpi,
         output: HOSTFILE.into(),
         once: !spec.master.follow_workers,
@@ -90,13 +95,6 @@ fn sidecar(spec: &ClusterSpec) -> Container {
             }),
             ..Default::default()
         }]),
-        // Ready once every initial worker has been in the hostfile: `kubectl wait` on the master then
-        // means the cluster is usable.
-        readiness_probe: Some(Probe {
-            exec: Some(ExecAction { command: Some(vec!["test".into(), "-e".into(), HOSTFILE_COMPLETE_MARKER.into()]) }),
-            period_seconds: Some(1),
-            ..Default::default()
-        }),
         resources: Some(ResourceRequirements {
             requests: Some([("cpu".to_string(), Quantity("10m".into())), ("memory".to_string(), Quantity("32Mi".into()))].into()),
             ..Default::default()
@@ -174,6 +172,16 @@ mod tests {
         assert_eq!(pod.hostname.as_deref(), Some("mpi-master"));
         assert_eq!(pod.subdomain.as_deref(), Some("mpi"));
         assert_eq!(pod.restart_policy.as_deref(), Some("OnFailure"));
+    }
+
+    #[test]
+    fn the_master_is_ready_only_with_the_sidecars_condition_and_nothing_is_executed_to_probe() {
+        let pod = master_pod(&spec("ssh:\n  port: 2222\n")).spec.unwrap();
+        let gates: Vec<&str> = pod.readiness_gates.iter().flatten().map(|g| g.condition_type.as_str()).collect();
+        assert_eq!(gates, [WORKERS_REACHABLE_CONDITION]);
+        assert!(pod.containers.iter().all(|c| c.readiness_probe.as_ref().is_none_or(|p| p.exec.is_none())));
+        let sidecar = pod.containers.iter().find(|c| c.name == SIDECAR_CONTAINER).unwrap();
+        assert!(sidecar.args.as_ref().unwrap().contains(&"--ssh-port=2222".to_string()));
     }
 
     #[test]

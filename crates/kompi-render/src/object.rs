@@ -1,4 +1,5 @@
-//! The rendered objects, typed, and their output as a YAML stream or a JSON List.
+//! The rendered objects, typed, the kinds a cluster is made of with their API groups and versions, and
+//! their output as a YAML stream or a JSON List.
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Pod, Secret, Service, ServiceAccount};
@@ -21,18 +22,92 @@ pub enum Object {
     NetworkPolicy(NetworkPolicy),
 }
 
+/// A kind of object a cluster is made of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Secret,
+    Service,
+    ServiceAccount,
+    Role,
+    RoleBinding,
+    StatefulSet,
+    Pod,
+    PodDisruptionBudget,
+    NetworkPolicy,
+}
+
+/// Where the API serves a kind: its group ("" for the core group), version and kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ApiType {
+    pub group: &'static str,
+    pub version: &'static str,
+    pub kind: &'static str,
+}
+
+impl ApiType {
+    /// `apiVersion` as objects carry it: `v1`, `apps/v1`.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() { self.version.to_string() } else { format!("{}/{}", self.group, self.version) }
+    }
+}
+
+impl Kind {
+    /// Every kind, in the order `kompi down` deletes them: the master pod and the workers' StatefulSet
+    /// first, so that nothing starts a pod that would miss its Secret or its Role.
+    pub const ALL: [Kind; 9] = [
+        Kind::Pod,
+        Kind::StatefulSet,
+        Kind::PodDisruptionBudget,
+        Kind::NetworkPolicy,
+        Kind::Service,
+        Kind::RoleBinding,
+        Kind::Role,
+        Kind::ServiceAccount,
+        Kind::Secret,
+    ];
+
+    pub fn name(self) -> &'static str {
+        self.api_type(Target::default()).kind
+    }
+
+    /// The group and version the given server serves this kind under.
+    pub fn api_type(self, target: Target) -> ApiType {
+        let (group, version, kind) = match self {
+            Kind::Secret => ("", "v1", "Secret"),
+            Kind::Service => ("", "v1", "Service"),
+            Kind::ServiceAccount => ("", "v1", "ServiceAccount"),
+            Kind::Pod => ("", "v1", "Pod"),
+            Kind::Role => ("rbac.authorization.k8s.io", "v1", "Role"),
+            Kind::RoleBinding => ("rbac.authorization.k8s.io", "v1", "RoleBinding"),
+            Kind::StatefulSet => ("apps", "v1", "StatefulSet"),
+            Kind::NetworkPolicy => ("networking.k8s.io", "v1", "NetworkPolicy"),
+            // policy/v1 arrived in 1.21; for the fields kompi sets, v1beta1 is the same object.
+            Kind::PodDisruptionBudget if target.kube_minor.is_some_and(|m| m < 21) => ("policy", "v1beta1", "PodDisruptionBudget"),
+            Kind::PodDisruptionBudget => ("policy", "v1", "PodDisruptionBudget"),
+        };
+        ApiType { group, version, kind }
+    }
+
+    /// Whether the values decide if a cluster has objects of this kind at all (the ssh gateway's Service,
+    /// the NetworkPolicies, the PodDisruptionBudget): `kompi up` removes those the values no longer ask for.
+    /// The other kinds are always there (the key Secret too, even when `up` keeps it rather than renders it).
+    pub fn depends_on_values(self) -> bool {
+        matches!(self, Kind::Service | Kind::NetworkPolicy | Kind::PodDisruptionBudget)
+    }
+}
+
 impl Object {
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> Kind {
         match self {
-            Object::Secret(_) => "Secret",
-            Object::Service(_) => "Service",
-            Object::ServiceAccount(_) => "ServiceAccount",
-            Object::Role(_) => "Role",
-            Object::RoleBinding(_) => "RoleBinding",
-            Object::StatefulSet(_) => "StatefulSet",
-            Object::Pod(_) => "Pod",
-            Object::PodDisruptionBudget(_) => "PodDisruptionBudget",
-            Object::NetworkPolicy(_) => "NetworkPolicy",
+            Object::Secret(_) => Kind::Secret,
+            Object::Service(_) => Kind::Service,
+            Object::ServiceAccount(_) => Kind::ServiceAccount,
+            Object::Role(_) => Kind::Role,
+            Object::RoleBinding(_) => Kind::RoleBinding,
+            Object::StatefulSet(_) => Kind::StatefulSet,
+            Object::Pod(_) => Kind::Pod,
+            Object::PodDisruptionBudget(_) => Kind::PodDisruptionBudget,
+            Object::NetworkPolicy(_) => Kind::NetworkPolicy,
         }
     }
 
@@ -53,7 +128,7 @@ impl Object {
 
     /// `Kind/name`, as `--show-only` takes it.
     pub fn id(&self) -> String {
-        format!("{}/{}", self.kind(), self.name())
+        format!("{}/{}", self.kind().name(), self.name())
     }
 
     /// The object as JSON, with apiVersion and kind, for the given server.
@@ -70,10 +145,7 @@ impl Object {
             Object::NetworkPolicy(o) => serde_json::to_value(o),
         }
         .expect("k8s-openapi objects serialize");
-        if matches!(self, Object::PodDisruptionBudget(_)) && target.kube_minor.is_some_and(|m| m < 21) {
-            // policy/v1 arrived in 1.21; for these fields v1beta1 is the same object.
-            value["apiVersion"] = Value::from("policy/v1beta1");
-        }
+        value["apiVersion"] = Value::from(self.kind().api_type(target).api_version());
         value
     }
 }
@@ -110,4 +182,34 @@ pub fn to_yaml(value: &Value) -> String {
         text.push('\n');
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_disruption_budget_is_v1beta1_below_1_21() {
+        let old = Target { kube_minor: Some(20) };
+        assert_eq!(Kind::PodDisruptionBudget.api_type(old).api_version(), "policy/v1beta1");
+        assert_eq!(Kind::PodDisruptionBudget.api_type(Target { kube_minor: Some(21) }).api_version(), "policy/v1");
+        assert_eq!(Kind::PodDisruptionBudget.api_type(Target::default()).api_version(), "policy/v1");
+        assert_eq!(Kind::Pod.api_type(old).api_version(), "v1");
+        assert_eq!(Kind::Role.api_type(old).api_version(), "rbac.authorization.k8s.io/v1");
+    }
+
+    #[test]
+    fn every_rendered_object_carries_its_kinds_api_version() {
+        let spec = crate::testing::spec("networkPolicy:\n  enabled: true\nsshGateway:\n  enabled: true\nmpiWorkers:\n  customScheduling:\n    podDisruptionBudget:\n      enabled: true\n");
+        let objects = crate::render(&spec);
+        for target in [Target::default(), Target { kube_minor: Some(20) }] {
+            for object in &objects {
+                assert!(Kind::ALL.contains(&object.kind()), "Kind::ALL lacks {}", object.id());
+                let json = object.to_json(target);
+                let api = object.kind().api_type(target);
+                assert_eq!(json["apiVersion"], api.api_version(), "{}", object.id());
+                assert_eq!(json["kind"], api.kind, "{}", object.id());
+            }
+        }
+    }
 }

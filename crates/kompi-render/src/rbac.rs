@@ -1,5 +1,6 @@
 //! ServiceAccount, Role and RoleBinding NAME: exactly what the hostfile sidecar needs (kube-openmpi forgot
-//! them: its issue #24). Watching pods; scaling NAME-worker only when one-shot scale-down is on.
+//! them: its issue #24). Watching pods; setting the readiness condition of NAME-master; scaling NAME-worker
+//! only when one-shot scale-down is on.
 
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
@@ -17,12 +18,21 @@ pub fn service_account(spec: &ClusterSpec) -> ServiceAccount {
 }
 
 pub fn role(spec: &ClusterSpec) -> Role {
-    let mut rules = vec![PolicyRule {
-        api_groups: Some(vec![String::new()]),
-        resources: Some(vec!["pods".into()]),
-        verbs: vec!["get".into(), "list".into(), "watch".into()],
-        ..Default::default()
-    }];
+    let mut rules = vec![
+        PolicyRule {
+            api_groups: Some(vec![String::new()]),
+            resources: Some(vec!["pods".into()]),
+            verbs: vec!["get".into(), "list".into(), "watch".into()],
+            ..Default::default()
+        },
+        PolicyRule {
+            api_groups: Some(vec![String::new()]),
+            resources: Some(vec!["pods/status".into()]),
+            resource_names: Some(vec![spec.name.master_pod()]),
+            verbs: vec!["patch".into()],
+            ..Default::default()
+        },
+    ];
     if spec.scales_down_workers() {
         rules.push(PolicyRule {
             api_groups: Some(vec!["apps".into()]),
@@ -54,16 +64,19 @@ mod tests {
     use crate::testing::spec;
 
     #[test]
-    fn read_pods_only_unless_scaling_down() {
+    fn read_pods_and_the_masters_status_only_unless_scaling_down() {
         let rules = role(&spec("")).rules.unwrap();
-        assert_eq!(rules.len(), 1);
-        assert_eq!(rules[0].verbs, vec!["get", "list", "watch"]);
-        let rules = role(&spec("mpiMaster:\n  oneShot:\n    enabled: true\n")).rules.unwrap();
         assert_eq!(rules.len(), 2);
-        assert_eq!(rules[1].resources.as_deref(), Some(&["statefulsets/scale".to_string()][..]));
-        assert_eq!(rules[1].resource_names.as_deref(), Some(&["mpi-worker".to_string()][..]));
+        assert_eq!(rules[0].verbs, vec!["get", "list", "watch"]);
+        assert_eq!(rules[1].resources.as_deref(), Some(&["pods/status".to_string()][..]));
+        assert_eq!(rules[1].resource_names.as_deref(), Some(&["mpi-master".to_string()][..]));
         assert_eq!(rules[1].verbs, vec!["patch"]);
+        let rules = role(&spec("mpiMaster:\n  oneShot:\n    enabled: true\n")).rules.unwrap();
+        assert_eq!(rules.len(), 3);
+        assert_eq!(rules[2].resources.as_deref(), Some(&["statefulsets/scale".to_string()][..]));
+        assert_eq!(rules[2].resource_names.as_deref(), Some(&["mpi-worker".to_string()][..]));
+        assert_eq!(rules[2].verbs, vec!["patch"]);
         let no_scale = role(&spec("mpiMaster:\n  oneShot:\n    enabled: true\n    autoScaleDownWorkers: false\n")).rules.unwrap();
-        assert_eq!(no_scale.len(), 1);
+        assert_eq!(no_scale.len(), 2);
     }
 }

@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::{Pod, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kompi_render::{Object, Target, render, to_yaml_stream};
+use kompi_render::{Kind, Object, Target, render, to_yaml_stream};
 use kompi_spec::{ClusterSpec, Request, Source, load};
 use serde_json::Value;
 
@@ -116,7 +116,7 @@ fn every_feature_appears_where_expected() {
 #[test]
 fn old_servers_get_the_beta_disruption_budget() {
     let objects = render(&spec_of(&dir("fixtures").join("gang-scheduling.yaml")));
-    let pdb = objects.iter().find(|o| o.kind() == "PodDisruptionBudget").unwrap();
+    let pdb = objects.iter().find(|o| o.kind() == Kind::PodDisruptionBudget).unwrap();
     assert_eq!(pdb.to_json(Target { kube_minor: Some(20) })["apiVersion"], "policy/v1beta1");
     assert_eq!(pdb.to_json(Target { kube_minor: Some(21) })["apiVersion"], "policy/v1");
 }

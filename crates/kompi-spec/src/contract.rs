@@ -1,11 +1,17 @@
-//! Names and paths that users, images and every part of kompi rely on (DESIGN.md's compatibility contract).
+//! Names and paths that users, images and every part of kompi rely on (the compatibility contract in
+//! ARCHITECTURE.md).
 
 /// The hostfile kube-openmpi users pass to mpiexec.
 pub const HOSTFILE: &str = "/kube-openmpi/generated/hostfile";
 /// Its directory, an emptyDir shared by the master's containers.
 pub const HOSTFILE_DIR: &str = "/kube-openmpi/generated";
-/// Created by the hostfile sidecar once every initial worker is in the hostfile; the master's readiness.
+/// Created by the hostfile sidecar once every initial worker is in the hostfile (it survives a restart of
+/// the sidecar, which then knows the cluster came up once).
 pub const HOSTFILE_COMPLETE_MARKER: &str = "/kube-openmpi/generated/.complete";
+/// The master pod's readiness gate, a condition the sidecar sets: True once every initial worker has been
+/// in the hostfile and every worker it lists answers on the ssh port from the master. The master is Ready
+/// only with it, so `kubectl wait --for=condition=Ready pod/NAME-master` means the cluster is runnable.
+pub const WORKERS_REACHABLE_CONDITION: &str = "kompi.io/workers-reachable";
 /// Where the ssh key Secret is mounted (read-only, 0400), as in kube-openmpi.
 pub const SSH_KEY_DIR: &str = "/ssh-key/openmpi";
 /// The emptyDir through which the one-shot master tells the sidecar its exit status.

@@ -47,6 +47,8 @@ pub enum ErrorKind {
     Conflict,
     /// One-shot: the workers did not all answer in time, so the command never ran.
     WorkersNotReady,
+    /// The program to run exists where it was to run but cannot be executed (not executable, a directory).
+    CommandNotExecutable,
     /// The program to run does not exist where it was to run.
     CommandNotFound,
 }

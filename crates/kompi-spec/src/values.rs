@@ -281,7 +281,7 @@ mod tests {
 
     #[test]
     fn every_design_key_is_accepted() {
-        // kube-openmpi's values keys, as DESIGN.md lists them.
+        // kube-openmpi's values keys, as ARCHITECTURE.md's compatibility contract names them.
         let keys = documented_keys();
         for key in [
             "image.repository", "image.tag", "image.pullPolicy", "image.pullSecrets", "kubectlImage.repository",

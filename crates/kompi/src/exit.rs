@@ -4,7 +4,7 @@
 use kompi_spec::{ErrorKind, StatusMeanings};
 
 /// Every kind of failure, in the order the help lists them.
-const KINDS: [ErrorKind; 9] = [
+const KINDS: [ErrorKind; 10] = [
     ErrorKind::Failed,
     ErrorKind::InvalidInput,
     ErrorKind::NotFound,
@@ -13,6 +13,7 @@ const KINDS: [ErrorKind; 9] = [
     ErrorKind::TimedOut,
     ErrorKind::Conflict,
     ErrorKind::WorkersNotReady,
+    ErrorKind::CommandNotExecutable,
     ErrorKind::CommandNotFound,
 ];
 
@@ -28,7 +29,8 @@ fn entry(kind: ErrorKind) -> (i32, &'static str) {
         ErrorKind::Conflict => (7, "server-side apply conflict (--force-conflicts takes the fields over)"),
         // As GNU timeout(1) reports a command it stopped.
         ErrorKind::WorkersNotReady => (124, "one-shot: the workers did not all answer in time (the command never ran)"),
-        // As a shell reports it.
+        // As a shell reports these two.
+        ErrorKind::CommandNotExecutable => (126, "command cannot be executed"),
         ErrorKind::CommandNotFound => (127, "command not found"),
     }
 }

@@ -3,6 +3,7 @@
 mod cmd;
 mod exit;
 mod output;
+mod progress;
 mod terminal;
 mod values;
 
@@ -58,6 +59,8 @@ enum Command {
     Init(kompi_node::init::InitArgs),
     /// In the pods: the master's sidecar that keeps the hostfile following the worker pods
     Hostfile(kompi_node::hostfile::HostfileArgs),
+    /// In the pods: what `kompi run` starts on the master; runs mpiexec, passing Ctrl-C on to it
+    Launch(kompi_node::launch::LaunchArgs),
 }
 
 /// The command line with the help texts that come from the exit status table.
@@ -69,6 +72,7 @@ fn command() -> clap::Command {
             let more = c.get_after_long_help().map(ToString::to_string).unwrap_or_default();
             c.after_long_help(format!("{more}\n\n{}", exit::help(&kompi_node::hostfile::EXIT_STATUSES)))
         })
+        .mut_subcommand("launch", |c| c.after_long_help(exit::help(&kompi_node::launch::EXIT_STATUSES)))
 }
 
 fn main() {
@@ -77,6 +81,7 @@ fn main() {
     let result = match &cli.command {
         Command::Init(args) => std::process::exit(kompi_node::init::run(args, exit::status)),
         Command::Hostfile(args) => std::process::exit(kompi_node::hostfile::run(args, exit::status)),
+        Command::Launch(args) => std::process::exit(kompi_node::launch::run(args, exit::status)),
         Command::Up(a) => exit_with(cmd::kube::up(a)),
         Command::Run(a) => exit_with(cmd::kube::run(a)),
         Command::Exec(a) => exit_with(cmd::kube::exec(a)),

@@ -17,31 +17,35 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 use serde_json::json;
 
+mod harness;
+
 const TESTBED_KUBECONFIG: &str = "/tmp/kompi-testbed/kubeconfig";
 const CLUSTER: &str = "hf";
 const NOWHERE: &str = "kompi-test-no-such-node";
 const PATIENCE: Duration = Duration::from_secs(60);
 
-/// An admin client of the testbed, or `None` after printing why the test cannot run.
-async fn testbed() -> Option<(Client, Kubeconfig)> {
+/// An admin client of the testbed, or why there is none.
+async fn testbed() -> Result<(Client, Kubeconfig), String> {
     if !Path::new(TESTBED_KUBECONFIG).exists() {
-        eprintln!("skipped: no testbed ({TESTBED_KUBECONFIG} is absent; testbed/testbed.sh up starts one)");
-        return None;
+        return Err(format!("no testbed ({TESTBED_KUBECONFIG} is absent; testbed/testbed.sh up starts one)"));
     }
-    let kubeconfig = Kubeconfig::read_from(TESTBED_KUBECONFIG).ok()?;
-    let config = Config::from_custom_kubeconfig(kubeconfig.clone(), &KubeConfigOptions::default()).await.ok()?;
-    let client = Client::try_from(config).ok()?;
+    let kubeconfig = Kubeconfig::read_from(TESTBED_KUBECONFIG).map_err(|e| format!("{TESTBED_KUBECONFIG}: {e}"))?;
+    let config = Config::from_custom_kubeconfig(kubeconfig.clone(), &KubeConfigOptions::default()).await.map_err(|e| e.to_string())?;
+    let client = Client::try_from(config).map_err(|e| e.to_string())?;
     match tokio::time::timeout(Duration::from_secs(5), client.apiserver_version()).await {
-        Ok(Ok(_)) => Some((client, kubeconfig)),
-        Ok(Err(e)) => {
-            eprintln!("skipped: the testbed's API server does not answer ({e})");
-            None
-        }
-        Err(_) => {
-            eprintln!("skipped: the testbed's API server does not answer within 5 s");
-            None
-        }
+        Ok(Ok(_)) => Ok((client, kubeconfig)),
+        Ok(Err(e)) => Err(format!("the testbed's API server does not answer ({e})")),
+        Err(_) => Err("the testbed's API server does not answer within 5 s".into()),
     }
+}
+
+/// The need of these tests: a testbed whose API server answers.
+fn testbed_up() -> Result<(), String> {
+    runtime().block_on(testbed()).map(drop)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
 }
 
 /// A namespace of this test's own, deleted (with everything in it) when dropped.
@@ -180,6 +184,14 @@ async fn set_ready(pods: &Api<Pod>, name: &str, ready: bool) {
     pods.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
 }
 
+/// The master's readiness condition as the sidecar set it: (status, message).
+async fn reachable_condition(pods: &Api<Pod>) -> Option<(String, String)> {
+    let master = pods.get_opt(&format!("{CLUSTER}-master")).await.ok().flatten()?;
+    let conditions = master.status?.conditions?;
+    let c = conditions.into_iter().find(|c| c.type_ == "kompi.io/workers-reachable")?;
+    Some((c.status, c.message.unwrap_or_default()))
+}
+
 async fn exists(pods: &Api<Pod>, name: &str) -> bool {
     pods.get_opt(name).await.ok().flatten().is_some()
 }
@@ -233,8 +245,8 @@ struct Fixture {
 }
 
 impl Fixture {
-    async fn new(workers: i32) -> Option<Fixture> {
-        let (admin, kubeconfig) = testbed().await?;
+    async fn new(workers: i32) -> Fixture {
+        let (admin, kubeconfig) = testbed().await.unwrap_or_else(|why| panic!("cannot run here: {why}"));
         let ns = TestNamespace::create(&admin).await;
         let dir = tempfile::tempdir().unwrap();
         let (generated, handshake) = (dir.path().join("generated"), dir.path().join("handshake"));
@@ -254,7 +266,19 @@ impl Fixture {
         eventually("the default ServiceAccount", || async { accounts.get_opt("default").await.ok().flatten().is_some() }, &log).await;
         let sets: Api<StatefulSet> = Api::namespaced(admin.clone(), &ns.name);
         sets.create(&pp, &worker_set(workers)).await.unwrap();
-        Some(Fixture {
+        // The master pod whose readiness condition the sidecar sets; no kubelet runs it.
+        let master: Pod = serde_json::from_value(json!({
+            "metadata": { "name": format!("{CLUSTER}-master") },
+            "spec": {
+                "nodeName": NOWHERE,
+                "automountServiceAccountToken": false,
+                "readinessGates": [{ "conditionType": "kompi.io/workers-reachable" }],
+                "containers": [{ "name": "mpi-master", "image": "kompi/never-pulled:0" }]
+            }
+        }))
+        .unwrap();
+        Api::<Pod>::namespaced(admin.clone(), &ns.name).create(&pp, &master).await.unwrap();
+        Fixture {
             pods: Api::namespaced(admin.clone(), &ns.name),
             sets,
             sidecar_kubeconfig,
@@ -264,7 +288,7 @@ impl Fixture {
             log,
             ns,
             dir,
-        })
+        }
     }
 
     /// `kompi hostfile` as the master pod runs it, with the ServiceAccount's token.
@@ -275,6 +299,7 @@ impl Fixture {
             format!("--workers={workers}"),
             "--slots=2".into(),
             "--master-slots=1".into(),
+            "--ssh-port=2022".into(),
             "--mpi=openmpi".into(),
             format!("--output={}", self.hostfile.display()),
             format!("--namespace={}", self.ns.name),
@@ -313,9 +338,12 @@ impl Fixture {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hostfile_follows_a_real_statefulset_and_scales_it_down_after_success() {
-    let Some(f) = Fixture::new(2).await else { return };
+fn hostfile_follows_a_real_statefulset_and_scales_it_down_after_success() {
+    runtime().block_on(follows_a_real_statefulset_and_scales_it_down_after_success());
+}
+
+async fn follows_a_real_statefulset_and_scales_it_down_after_success() {
+    let f = Fixture::new(2).await;
     let handshake_arg = format!("--handshake-dir={}", f.handshake.display());
     let mut sidecar = f.start_sidecar(2, &[&handshake_arg, "--scale-down-on-success"]);
     let (pods, sets, hostfile, complete, log) = (&f.pods, &f.sets, &f.hostfile, &f.complete, &f.log);
@@ -324,6 +352,8 @@ async fn hostfile_follows_a_real_statefulset_and_scales_it_down_after_success() 
     f.wait_for_hostfile("the master-only hostfile at start", &[]).await;
     f.wait_for_pods(&["hf-worker-0", "hf-worker-1"]).await;
     assert_eq!(read(hostfile), hostfile_of(&[]), "pods that are not Ready are not listed");
+    let waiting = (String::from("False"), String::from("the hostfile lists 0 of the 2 initial workers"));
+    eventually("the master held back", || async { reachable_condition(pods).await == Some(waiting.clone()) }, log).await;
 
     set_ready(pods, "hf-worker-1", true).await;
     f.wait_for_hostfile("worker 1 listed once Ready", &[1]).await;
@@ -340,6 +370,10 @@ async fn hostfile_follows_a_real_statefulset_and_scales_it_down_after_success() 
     set_ready(pods, "hf-worker-0", true).await;
     f.wait_for_hostfile("both workers listed, by ordinal", &[0, 1]).await;
     eventually("the .complete marker", || async { complete.exists() }, log).await;
+    // Listed, but their names do not resolve here on the host: the master stays unready, saying why.
+    eventually("the master held back by unreachable workers", || async {
+        reachable_condition(pods).await.is_some_and(|(status, message)| status == "False" && message.contains("2 of 2 listed workers do not answer on port 2022: hf-worker-0.hf ("))
+    }, log).await;
 
     scale(sets, 3).await;
     f.wait_for_pods(&["hf-worker-2"]).await;
@@ -352,6 +386,8 @@ async fn hostfile_follows_a_real_statefulset_and_scales_it_down_after_success() 
     set_ready(pods, "hf-worker-0", false).await;
     f.wait_for_hostfile("an unready worker dropped", &[]).await;
     assert!(complete.exists(), "the marker stays once set");
+    let runnable = (String::from("True"), String::from("all 0 listed workers answer on port 2022"));
+    eventually("the master released", || async { reachable_condition(pods).await == Some(runnable.clone()) }, log).await;
 
     // A successful job: the sidecar scales the workers to 0 through the scale subresource, with the
     // rendered Role's one extra permission.
@@ -364,9 +400,12 @@ async fn hostfile_follows_a_real_statefulset_and_scales_it_down_after_success() 
     assert!(!said.contains("watching the worker pods failed"), "the rendered Role must allow every request:\n{said}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn once_stops_following_after_the_first_complete_hostfile_and_sigterm_stops_it() {
-    let Some(f) = Fixture::new(1).await else { return };
+fn once_stops_following_after_the_first_complete_hostfile_and_sigterm_stops_it() {
+    runtime().block_on(once_stops_following_and_sigterm_stops_it());
+}
+
+async fn once_stops_following_and_sigterm_stops_it() {
+    let f = Fixture::new(1).await;
     let mut sidecar = f.start_sidecar(1, &["--once"]);
     f.wait_for_pods(&["hf-worker-0"]).await;
     set_ready(&f.pods, "hf-worker-0", true).await;
@@ -381,4 +420,11 @@ async fn once_stops_following_after_the_first_complete_hostfile_and_sigterm_stop
 
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(sidecar.0.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
     assert_eq!(sidecar.exit_code(&f.log).await, Some(0), "{}", read(&f.log));
+}
+
+fn main() {
+    harness::main(harness::tests![testbed_up => [
+        hostfile_follows_a_real_statefulset_and_scales_it_down_after_success,
+        once_stops_following_after_the_first_complete_hostfile_and_sigterm_stops_it,
+    ]]);
 }

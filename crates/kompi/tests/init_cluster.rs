@@ -2,6 +2,7 @@
 //! logs in to the other with the key it was given, and mpirun on the master starts processes through the
 //! worker's sshd, as root and as an unprivileged user.
 
+mod harness;
 mod node_support;
 
 use std::fs;
@@ -18,8 +19,8 @@ struct Cluster {
     worker_port: u16,
 }
 
-fn start_cluster(who: Who) -> Option<Cluster> {
-    let account = account(who)?;
+fn start_cluster(who: Who) -> Cluster {
+    let account = account(who);
     let sandbox = Sandbox::new(&account);
     let keys = sandbox.key_dir(&cluster_key());
     let hostfile = sandbox.path().join("hostfile");
@@ -28,11 +29,11 @@ fn start_cluster(who: Who) -> Option<Cluster> {
     let mut worker = Init::start(&account, &sandbox.home("worker"), &init_args("worker", worker_port, &keys, &hostfile));
     master.wait_ready();
     worker.wait_ready();
-    Some(Cluster { sandbox, master, master_port, worker, worker_port })
+    Cluster { sandbox, master, master_port, worker, worker_port }
 }
 
 fn nodes_of_one_cluster_log_in_to_each_other(who: Who) {
-    let Some(c) = start_cluster(who) else { return };
+    let c = start_cluster(who);
     // Each side uses the client config its own init wrote, aimed at the other's loopback port.
     let out = c.master.ssh("c-worker-0.c", c.worker_port, "echo on the worker", &[]);
     assert!(out.status.success(), "master -> worker: {}\n{}", text(&out.stderr), c.worker.log());
@@ -44,12 +45,10 @@ fn nodes_of_one_cluster_log_in_to_each_other(who: Who) {
     assert_eq!(text(&out.stdout).trim(), "on the master");
 }
 
-#[test]
 fn nodes_of_one_cluster_log_in_to_each_other_as_root() {
     nodes_of_one_cluster_log_in_to_each_other(Who::Root);
 }
 
-#[test]
 fn nodes_of_one_cluster_log_in_to_each_other_as_an_unprivileged_user() {
     nodes_of_one_cluster_log_in_to_each_other(Who::Unprivileged);
 }
@@ -58,7 +57,7 @@ fn nodes_of_one_cluster_log_in_to_each_other_as_an_unprivileged_user() {
 /// On loopback the two sshds differ by port, so the hosts are numeric loopback addresses (no DNS) that an
 /// ssh config maps to each port; Open MPI's traffic is kept on `lo`.
 fn mpirun_starts_processes_through_each_nodes_sshd(who: Who) {
-    let Some(c) = start_cluster(who) else { return };
+    let c = start_cluster(who);
     let identity = c.master.home.join(".kompi/id_cluster");
     let config = c.sandbox.write(
         "ssh_config",
@@ -94,12 +93,17 @@ fn mpirun_starts_processes_through_each_nodes_sshd(who: Who) {
     assert_eq!(ports, expected, "one process through each node's sshd:\n{said}");
 }
 
-#[test]
 fn mpirun_starts_processes_through_each_nodes_sshd_as_root() {
     mpirun_starts_processes_through_each_nodes_sshd(Who::Root);
 }
 
-#[test]
 fn mpirun_starts_processes_through_each_nodes_sshd_as_an_unprivileged_user() {
     mpirun_starts_processes_through_each_nodes_sshd(Who::Unprivileged);
+}
+
+fn main() {
+    harness::main(harness::tests![
+        as_root => [nodes_of_one_cluster_log_in_to_each_other_as_root, mpirun_starts_processes_through_each_nodes_sshd_as_root],
+        as_test_user => [nodes_of_one_cluster_log_in_to_each_other_as_an_unprivileged_user, mpirun_starts_processes_through_each_nodes_sshd_as_an_unprivileged_user],
+    ]);
 }

@@ -2,6 +2,7 @@
 //! its exit status becomes init's and is handed to Kubernetes and the sidecar, signals reach it, and a
 //! worker that never shows up is named when init gives up.
 
+mod harness;
 mod node_support;
 
 use std::fs;
@@ -20,8 +21,8 @@ struct Job {
 }
 
 /// A master in one-shot mode whose hostfile holds `hostfile` when it starts.
-fn start_job(workers: u32, timeout_s: u32, hostfile: &str, command: &str) -> Option<Job> {
-    let account = account(Who::Root)?;
+fn start_job(workers: u32, timeout_s: u32, hostfile: &str, command: &str) -> Job {
+    let account = account(Who::Root);
     let sandbox = Sandbox::new(&account);
     let keys = sandbox.key_dir(&cluster_key());
     let hostfile_path = sandbox.write("hostfile", hostfile);
@@ -38,16 +39,15 @@ fn start_job(workers: u32, timeout_s: u32, hostfile: &str, command: &str) -> Opt
         command.into(),
     ]);
     let init = Init::start(&account, &sandbox.home("master"), &args);
-    Some(Job { handshake: handshake.join("exit-status"), termination_log, init, sandbox })
+    Job { handshake: handshake.join("exit-status"), termination_log, init, sandbox }
 }
 
 fn read(path: &Path) -> String {
     fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-#[test]
 fn the_commands_exit_status_reaches_kubernetes_and_the_sidecar() {
-    let Some(mut job) = start_job(0, 10, "c-master slots=1\n", "echo the job ran; exit 3") else { return };
+    let mut job = start_job(0, 10, "c-master slots=1\n", "echo the job ran; exit 3");
     let status = job.init.wait_exit();
     assert_eq!(status.code(), Some(3), "{}", job.init.log());
     assert_eq!(read(&job.init.stdout), "the job ran\n");
@@ -58,17 +58,15 @@ fn the_commands_exit_status_reaches_kubernetes_and_the_sidecar() {
     assert!(job.init.sshd_pid().is_none_or(|pid| !alive(pid)), "sshd outlived init");
 }
 
-#[test]
 fn a_command_killed_by_a_signal_reports_128_plus_the_signal() {
-    let Some(mut job) = start_job(0, 10, "c-master slots=1\n", "kill -KILL $$") else { return };
+    let mut job = start_job(0, 10, "c-master slots=1\n", "kill -KILL $$");
     assert_eq!(job.init.wait_exit().code(), Some(137), "{}", job.init.log());
     assert_eq!(read(&job.handshake), "137\n");
 }
 
-#[test]
 fn the_command_waits_until_the_listed_workers_answer() {
     // The master's own sshd stands in for the worker: 127.0.0.1 answers on the cluster's ssh port.
-    let Some(mut job) = start_job(1, 60, "c-master slots=1\n", "touch ran") else { return };
+    let mut job = start_job(1, 60, "c-master slots=1\n", "touch ran");
     job.init.wait_for_log("waiting for the workers");
     job.init.wait_ready();
     let ran = job.init.home.join("ran");
@@ -82,9 +80,8 @@ fn the_command_waits_until_the_listed_workers_answer() {
     assert!(job.init.log().contains("every worker answers"), "{}", job.init.log());
 }
 
-#[test]
 fn giving_up_names_the_workers_that_never_came() {
-    let Some(mut job) = start_job(2, 1, "c-master slots=1\n", "touch never") else { return };
+    let mut job = start_job(2, 1, "c-master slots=1\n", "touch never");
     let status = job.init.wait_exit();
     assert_eq!(status.code(), Some(124), "{}", job.init.log());
     let log = job.init.log();
@@ -95,16 +92,13 @@ fn giving_up_names_the_workers_that_never_came() {
     assert!(!job.init.home.join("never").exists(), "the command must not run");
 }
 
-#[test]
 fn sigterm_during_the_job_reaches_the_command_and_its_children() {
-    let Some(mut job) = start_job(
+    let mut job = start_job(
         0,
         10,
         "c-master slots=1\n",
         "trap 'exit 7' TERM; sleep 600 & echo $! > sleep.pid; mv sleep.pid sleeping.pid; wait",
-    ) else {
-        return;
-    };
+    );
     let pid_file = job.init.home.join("sleeping.pid");
     let deadline = std::time::Instant::now() + PATIENCE;
     let sleeper = loop {
@@ -120,9 +114,8 @@ fn sigterm_during_the_job_reaches_the_command_and_its_children() {
     assert!(!alive(sleeper), "the command's child (pid {sleeper}) outlived the job");
 }
 
-#[test]
 fn a_setup_failure_in_one_shot_mode_still_releases_the_sidecar() {
-    let Some(account) = account(Who::Root) else { return };
+    let account = account(Who::Root);
     let sandbox = Sandbox::new(&account);
     let keys = sandbox.key_dir(&cluster_key());
     fs::remove_file(keys.join("authorized_keys")).unwrap();
@@ -139,4 +132,8 @@ fn a_setup_failure_in_one_shot_mode_still_releases_the_sidecar() {
     assert_eq!(init.wait_exit().code(), Some(1), "{}", init.log());
     assert_eq!(read(&handshake.join("exit-status")), "1\n", "the sidecar must learn the job is over, or the pod never finishes");
     assert!(read(&sandbox.path().join("termination-log")).contains("authorized_keys"));
+}
+
+fn main() {
+    harness::main(harness::tests![as_root => [the_commands_exit_status_reaches_kubernetes_and_the_sidecar, a_command_killed_by_a_signal_reports_128_plus_the_signal, the_command_waits_until_the_listed_workers_answer, giving_up_names_the_workers_that_never_came, sigterm_during_the_job_reaches_the_command_and_its_children, a_setup_failure_in_one_shot_mode_still_releases_the_sidecar]]);
 }

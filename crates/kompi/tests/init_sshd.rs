@@ -2,6 +2,7 @@
 //! key logs in and nothing else does, a killed sshd is restarted, SIGTERM stops everything, and bad input
 //! stops init before any sshd starts, in one line that names what to fix.
 
+mod harness;
 mod node_support;
 
 use std::fs;
@@ -25,7 +26,7 @@ fn mode(path: &Path) -> u32 {
 }
 
 fn cluster_key_logs_in_and_nothing_else_does(who: Who) {
-    let Some(account) = account(who) else { return };
+    let account = account(who);
     let sandbox = Sandbox::new(&account);
     let (init, port) = start_worker(&sandbox);
 
@@ -54,18 +55,16 @@ fn cluster_key_logs_in_and_nothing_else_does(who: Who) {
     assert!(!offered.is_empty() && offered.iter().all(|m| *m == "publickey"), "{said}");
 }
 
-#[test]
 fn cluster_key_logs_in_and_nothing_else_does_as_root() {
     cluster_key_logs_in_and_nothing_else_does(Who::Root);
 }
 
-#[test]
 fn cluster_key_logs_in_and_nothing_else_does_as_an_unprivileged_user() {
     cluster_key_logs_in_and_nothing_else_does(Who::Unprivileged);
 }
 
 fn a_killed_sshd_is_restarted(who: Who) {
-    let Some(account) = account(who) else { return };
+    let account = account(who);
     let sandbox = Sandbox::new(&account);
     let (mut init, port) = start_worker(&sandbox);
     let first = init.sshd_pid().expect("sshd writes its pid file");
@@ -79,19 +78,16 @@ fn a_killed_sshd_is_restarted(who: Who) {
     assert!(init.log().contains("killed by SIGKILL"), "the restart names how sshd ended:\n{}", init.log());
 }
 
-#[test]
 fn a_killed_sshd_is_restarted_as_root() {
     a_killed_sshd_is_restarted(Who::Root);
 }
 
-#[test]
 fn a_killed_sshd_is_restarted_as_an_unprivileged_user() {
     a_killed_sshd_is_restarted(Who::Unprivileged);
 }
 
-#[test]
 fn sigterm_stops_init_and_its_sshd() {
-    let Some(account) = account(Who::Root) else { return };
+    let account = account(Who::Root);
     let sandbox = Sandbox::new(&account);
     let (mut init, port) = start_worker(&sandbox);
     let sshd = init.sshd_pid().unwrap();
@@ -120,9 +116,8 @@ fn expect_setup_failure(sandbox: &Sandbox, home: &Path, args: &[String], needles
     errors[0].clone()
 }
 
-#[test]
 fn bad_keys_stop_init_in_one_line_naming_the_file() {
-    let Some(account) = account(Who::Root) else { return };
+    let account = account(Who::Root);
 
     let sandbox = Sandbox::new(&account);
     let keys = sandbox.key_dir(&cluster_key());
@@ -138,9 +133,8 @@ fn bad_keys_stop_init_in_one_line_naming_the_file() {
     expect_setup_failure(&sandbox, &sandbox.home("h"), &args, &[&keys.display().to_string(), "not a private key", "kompi keygen"]);
 }
 
-#[test]
 fn a_key_the_user_cannot_read_asks_for_fs_group() {
-    let Some(account) = account(Who::Unprivileged) else { return };
+    let account = account(Who::Unprivileged);
     let sandbox = Sandbox::new(&account);
     let keys = sandbox.key_dir(&cluster_key());
     // As Kubernetes mounts the Secret without an fsGroup: root's, mode 0400.
@@ -152,9 +146,8 @@ fn a_key_the_user_cannot_read_asks_for_fs_group() {
     expect_setup_failure(&sandbox, &sandbox.home("h"), &args, &["id_rsa", "permission denied", "fsGroup"]);
 }
 
-#[test]
 fn a_port_in_use_is_named() {
-    let Some(account) = account(Who::Root) else { return };
+    let account = account(Who::Root);
     let sandbox = Sandbox::new(&account);
     let keys = sandbox.key_dir(&cluster_key());
     let taken = std::net::TcpListener::bind(("0.0.0.0", 0)).unwrap();
@@ -163,9 +156,8 @@ fn a_port_in_use_is_named() {
     expect_setup_failure(&sandbox, &sandbox.home("h"), &args, &[&format!("port {port} is already in use")]);
 }
 
-#[test]
 fn a_missing_sshd_says_to_install_openssh_server() {
-    let Some(account) = account(Who::Root) else { return };
+    let account = account(Who::Root);
     let sandbox = Sandbox::new(&account);
     let keys = sandbox.key_dir(&cluster_key());
     let mut args = init_args("worker", free_port(), &keys, &sandbox.path().join("hostfile"));
@@ -173,9 +165,8 @@ fn a_missing_sshd_says_to_install_openssh_server() {
     expect_setup_failure(&sandbox, &sandbox.home("h"), &args, &["sshd not found at /nonexistent/sbin/sshd", "install openssh-server"]);
 }
 
-#[test]
 fn a_home_sshd_would_refuse_is_named_up_front() {
-    let Some(account) = account(Who::Root) else { return };
+    let account = account(Who::Root);
     let sandbox = Sandbox::new(&account);
     let keys = sandbox.key_dir(&cluster_key());
     let shared = sandbox.path().join("shared");
@@ -187,9 +178,8 @@ fn a_home_sshd_would_refuse_is_named_up_front() {
     expect_setup_failure(&sandbox, &home, &args, &[&shared.display().to_string(), "writable by group or others", "chmod go-w"]);
 }
 
-#[test]
 fn a_users_own_ssh_config_is_left_alone() {
-    let Some(account) = account(Who::Root) else { return };
+    let account = account(Who::Root);
     let sandbox = Sandbox::new(&account);
     let keys = sandbox.key_dir(&cluster_key());
     let home = sandbox.home("h");
@@ -208,9 +198,8 @@ fn a_users_own_ssh_config_is_left_alone() {
     assert!(defaults.contains(&format!("_default_hostfile = {}", sandbox.path().join("hostfile").display())), "{defaults}");
 }
 
-#[test]
 fn a_closed_stderr_does_not_bring_init_down() {
-    let Some(account) = account(Who::Root) else { return };
+    let account = account(Who::Root);
     let sandbox = Sandbox::new(&account);
     let keys = sandbox.key_dir(&cluster_key());
     let home = sandbox.home("h");
@@ -253,9 +242,8 @@ fn state_and_parent(pid: i32) -> Option<(char, i32)> {
     Some((state, fields.next()?.parse().ok()?))
 }
 
-#[test]
 fn orphans_of_ssh_sessions_are_reaped_by_init() {
-    let Some(account) = account(Who::Root) else { return };
+    let account = account(Who::Root);
     let sandbox = Sandbox::new(&account);
     let (init, port) = start_worker(&sandbox);
     let out = init.ssh("c-worker-0", port, "sleep 2 </dev/null >/dev/null 2>&1 & echo $!", &[]);
@@ -271,4 +259,11 @@ fn orphans_of_ssh_sessions_are_reaped_by_init() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     assert!(adopted, "the orphan was never reparented to init");
+}
+
+fn main() {
+    harness::main(harness::tests![
+        as_root => [cluster_key_logs_in_and_nothing_else_does_as_root, a_killed_sshd_is_restarted_as_root, sigterm_stops_init_and_its_sshd, bad_keys_stop_init_in_one_line_naming_the_file, a_port_in_use_is_named, a_missing_sshd_says_to_install_openssh_server, a_home_sshd_would_refuse_is_named_up_front, a_users_own_ssh_config_is_left_alone, a_closed_stderr_does_not_bring_init_down, orphans_of_ssh_sessions_are_reaped_by_init],
+        as_test_user => [cluster_key_logs_in_and_nothing_else_does_as_an_unprivileged_user, a_killed_sshd_is_restarted_as_an_unprivileged_user, a_key_the_user_cannot_read_asks_for_fs_group],
+    ]);
 }

@@ -1,5 +1,5 @@
 //! The local backend with real parts: network namespaces, `kompi init` with a real sshd in each node,
-//! Debian's Open MPI across them. Needs root (namespaces); skipped with a printed reason otherwise.
+//! Debian's Open MPI across them. Needs root (namespaces); reported as ignored otherwise.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -8,22 +8,12 @@ use std::time::{Duration, Instant};
 
 use kompi_local::proc::{ProcessId, in_network_namespace, namespace_inode};
 
+mod harness;
+
 fn kompi() -> Command {
     Command::new(env!("CARGO_BIN_EXE_kompi"))
 }
 
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
-macro_rules! require_root {
-    () => {
-        if !is_root() {
-            eprintln!("skipped: the local backend needs root (network namespaces)");
-            return;
-        }
-    };
-}
 
 /// The example programs, built once with mpicc.
 fn example(name: &str) -> String {
@@ -117,9 +107,7 @@ fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
     }
 }
 
-#[test]
 fn hello_prints_every_node_once() {
-    require_root!();
     let c = Cluster::up("lhello", 2);
     let out = c.run(&["--np", "3", "--npernode", "1", "--", &example("hello")]);
     assert!(out.status.success(), "{}", err(&out));
@@ -128,9 +116,7 @@ fn hello_prints_every_node_once() {
     assert_eq!(hosts, ["lhello-master", "lhello-worker-0", "lhello-worker-1"], "{}", text(&out));
 }
 
-#[test]
 fn allreduce_sum_is_right_and_abort_status_propagates() {
-    require_root!();
     let c = Cluster::up("lsum", 2);
     let out = c.run(&["--np", "3", "--npernode", "1", "--", &example("allreduce")]);
     assert!(out.status.success(), "{}", err(&out));
@@ -142,9 +128,7 @@ fn allreduce_sum_is_right_and_abort_status_propagates() {
     assert_eq!(out.status.code(), Some(7), "{}", err(&out));
 }
 
-#[test]
 fn ranks_on_different_nodes_are_not_pinned_to_the_same_cores() {
-    require_root!();
     // Every node sees all of this machine's CPUs; Open MPI's per-node binding would put each node's
     // first rank on core 0, all of them together (ping-pong latency then goes from µs to ms).
     let own = std::fs::read_to_string("/proc/self/status").unwrap();
@@ -155,9 +139,7 @@ fn ranks_on_different_nodes_are_not_pinned_to_the_same_cores() {
     assert_eq!(text(&out).lines().collect::<Vec<_>>(), [own.as_str(), own.as_str()], "{}", text(&out));
 }
 
-#[test]
 fn exec_returns_the_command_status() {
-    require_root!();
     let c = Cluster::up("lexec", 1);
     let out = c.kompi(&["exec", "lexec", "--node", "0", "--", "hostname"]);
     assert_eq!(text(&out).trim(), "lexec-worker-0");
@@ -168,9 +150,7 @@ fn exec_returns_the_command_status() {
     assert!(err(&out).contains("no-such-command: command not found on node lexec-master"), "{}", err(&out));
 }
 
-#[test]
 fn a_killed_sshd_is_restarted_by_the_supervisor() {
-    require_root!();
     let c = Cluster::up("lheal", 2);
     let init = c.init_pid("lheal-worker-0");
     let sshd = || children(init).into_iter().find(|p| comm(*p) == "sshd");
@@ -189,9 +169,7 @@ fn a_killed_sshd_is_restarted_by_the_supervisor() {
     }
 }
 
-#[test]
 fn killing_a_worker_node_mid_run_fails_the_run_and_names_the_node() {
-    require_root!();
     let c = Cluster::up("lkill", 2);
     let run = c
         .command(&["run", "lkill", "--np", "3", "--npernode", "1", "--", "sleep", "60"])
@@ -212,9 +190,7 @@ fn killing_a_worker_node_mid_run_fails_the_run_and_names_the_node() {
     assert!(err(&out).contains("node lkill-worker-1 of cluster lkill is down"), "{}", err(&out));
 }
 
-#[test]
 fn down_leaves_no_namespace_veth_bridge_or_process_behind() {
-    require_root!();
     let c = Cluster::up("ldown", 2);
     let status = c.status();
     let bridge = status["bridge"].as_str().unwrap().to_string();
@@ -241,13 +217,15 @@ fn down_leaves_no_namespace_veth_bridge_or_process_behind() {
     assert!(text(&again).contains("nothing to remove"));
 }
 
-#[test]
 fn without_root_it_says_so() {
-    require_root!();
     let out = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", env!("CARGO_BIN_EXE_kompi"), "local", "--state-dir", "/nonexistent", "up", "nope"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(4), "{}", err(&out));
     assert!(err(&out).contains("kompi local needs root"), "{}", err(&out));
+}
+
+fn main() {
+    harness::main(harness::tests![harness::root => [hello_prints_every_node_once, allreduce_sum_is_right_and_abort_status_propagates, ranks_on_different_nodes_are_not_pinned_to_the_same_cores, exec_returns_the_command_status, a_killed_sshd_is_restarted_by_the_supervisor, killing_a_worker_node_mid_run_fails_the_run_and_names_the_node, down_leaves_no_namespace_veth_bridge_or_process_behind, without_root_it_says_so]]);
 }

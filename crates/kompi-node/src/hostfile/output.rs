@@ -1,15 +1,16 @@
 //! The hostfile on disk: replaced atomically, only when its content changes, and the `.complete` marker
-//! (the master pod's readiness) once it first lists every initial worker.
+//! once it first lists every initial worker. What it lists is announced to the readiness gate.
 
 use std::path::{Path, PathBuf};
 
 use kompi_render::hostfile::{HostEntry, hostfile, hosts};
 use kompi_spec::MpiImplementation;
 use kompi_spec::contract::HOSTFILE_COMPLETE_MARKER;
+use tokio::sync::watch;
 use tracing::info;
 
 use super::error::HostfileError;
-use super::table::changes;
+use super::readiness::Listing;
 use crate::atomic_file::write_atomically;
 
 pub struct Publisher {
@@ -20,6 +21,7 @@ pub struct Publisher {
     /// What the file holds now (`None`: absent).
     current: Option<String>,
     complete: bool,
+    listing: watch::Sender<Listing>,
 }
 
 impl Publisher {
@@ -35,7 +37,13 @@ impl Publisher {
             mpi,
             expected_workers,
             current: std::fs::read_to_string(path).ok(),
+            listing: watch::Sender::new(Listing { initial: expected_workers, ..Default::default() }),
         }
+    }
+
+    /// Follows what the hostfile lists, from its first write on.
+    pub fn listings(&self) -> watch::Receiver<Listing> {
+        self.listing.subscribe()
     }
 
     /// Writes the master-only hostfile if there is none yet (so mpiexec finds one from the start).
@@ -43,12 +51,27 @@ impl Publisher {
         if self.current.is_none() {
             self.write_if_changed(master_only)?;
         }
-        self.note_workers(0)
+        self.note_workers(0)?;
+        self.announce();
+        Ok(())
     }
 
     pub fn publish(&mut self, entries: &[HostEntry]) -> Result<(), HostfileError> {
         self.write_if_changed(entries)?;
-        self.note_workers(entries.len().saturating_sub(1))
+        self.note_workers(entries.len().saturating_sub(1))?;
+        self.announce();
+        Ok(())
+    }
+
+    /// Tells the readiness gate what the file lists now (the master is its first host).
+    fn announce(&mut self) {
+        let workers = self.current.as_deref().map(hosts).unwrap_or_default().into_iter().skip(1).map(str::to_string).collect();
+        let listing = Listing { workers, complete: self.complete, initial: self.expected_workers };
+        self.listing.send_if_modified(|l| {
+            let changed = *l != listing;
+            *l = listing;
+            changed
+        });
     }
 
     fn write_if_changed(&mut self, entries: &[HostEntry]) -> Result<(), HostfileError> {
@@ -56,7 +79,7 @@ impl Publisher {
         if self.current.as_deref() == Some(text.as_str()) {
             return Ok(());
         }
-        write_atomically(&self.path, text.as_bytes(), 0o644).map_err(|source| HostfileError::Write { path: self.path.clone(), source })?;
+        write_hostfile(&self.path, &text).map_err(|source| HostfileError::Write { path: self.path.clone(), source })?;
         let before = self.current.as_deref().map(hosts).unwrap_or_default();
         let (added, removed) = changes(&before, &hosts(&text));
         info!(hosts = entries.len(), added = ?added, removed = ?removed, path = %self.path.display(), "hostfile updated");
@@ -78,9 +101,29 @@ impl Publisher {
     }
 }
 
+/// The one way a hostfile reaches the disk (the sidecar's and the local backend's): replaced atomically,
+/// so mpiexec reads the old or the new list, never a mix; readable by everyone, as mpiexec may run as
+/// another user than the writer.
+pub fn write_hostfile(path: &Path, text: &str) -> std::io::Result<()> {
+    write_atomically(path, text.as_bytes(), 0o644)
+}
+
+/// Hosts added and removed between two hostfiles, for the log.
+fn changes<'a>(before: &[&'a str], after: &[&'a str]) -> (Vec<&'a str>, Vec<&'a str>) {
+    let added = after.iter().filter(|h| !before.contains(h)).copied().collect();
+    let removed = before.iter().filter(|h| !after.contains(h)).copied().collect();
+    (added, removed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn changes_name_added_and_removed_hosts() {
+        assert_eq!(changes(&["m", "a", "b"], &["m", "b", "c"]), (vec!["c"], vec!["a"]));
+        assert_eq!(changes(&["m"], &["m"]), (vec![], vec![]));
+    }
 
     fn entries(workers: &[&str]) -> Vec<HostEntry> {
         std::iter::once("c-master")
@@ -120,6 +163,29 @@ mod tests {
         publisher.publish(&entries(&["w1"])).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "c-master slots=1\nw1 slots=1\n");
         assert!(marker.exists(), "the marker stays after a scale-down");
+    }
+
+    #[test]
+    fn the_readiness_gate_hears_what_the_file_lists() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hostfile");
+        let mut publisher = Publisher::new(&path, MpiImplementation::OpenMpi, 2);
+        let mut listings = publisher.listings();
+        publisher.start(&entries(&[])).unwrap();
+        assert_eq!(*listings.borrow_and_update(), Listing { workers: vec![], complete: false, initial: 2 });
+        publisher.publish(&entries(&["w0", "w1"])).unwrap();
+        assert!(listings.has_changed().unwrap());
+        assert_eq!(*listings.borrow_and_update(), Listing { workers: vec!["w0".into(), "w1".into()], complete: true, initial: 2 });
+        publisher.publish(&entries(&["w0", "w1"])).unwrap();
+        assert!(!listings.has_changed().unwrap(), "an unchanged list is not announced again");
+        publisher.publish(&entries(&["w1"])).unwrap();
+        assert_eq!(*listings.borrow_and_update(), Listing { workers: vec!["w1".into()], complete: true, initial: 2 });
+
+        // A restarted sidecar announces what the file it finds lists, complete as the marker says.
+        let mut again = Publisher::new(&path, MpiImplementation::OpenMpi, 2);
+        let listings = again.listings();
+        again.start(&entries(&[])).unwrap();
+        assert_eq!(*listings.borrow(), Listing { workers: vec!["w1".into()], complete: true, initial: 2 });
     }
 
     #[test]

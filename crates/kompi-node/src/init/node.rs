@@ -5,9 +5,9 @@ use kompi_spec::{ErrorKind, ExitStatusOf};
 use tokio::sync::watch;
 use tracing::{Instrument, Span, error, info};
 
-use super::reaper::Reaper;
+use crate::reaper::Reaper;
 use super::sshd::Sshd;
-use super::workers::Gate;
+use crate::gate::Gate;
 use super::{InitArgs, OneShot, one_shot, supervisor};
 use crate::termination::Termination;
 

@@ -2,18 +2,17 @@
 //! leave its exit status where Kubernetes (termination log) and the sidecar (handshake file) find it.
 
 use std::io::Write;
-use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 use kompi_spec::contract::HANDSHAKE_FILE;
 use kompi_spec::{ErrorKind, ExitStatusOf};
-use nix::sys::signal::killpg;
 use tracing::{error, info, warn};
 
-use super::reaper::Reaper;
-use super::workers::Gate;
 use super::OneShot;
 use crate::atomic_file::write_atomically;
+use crate::foreground;
+use crate::gate::Gate;
+use crate::reaper::Reaper;
 use crate::termination::Termination;
 
 /// Runs the job to its end and returns the status `kompi init` exits with.
@@ -44,27 +43,19 @@ pub async fn run(job: &OneShot, gate: Gate<'_>, reaper: &Reaper, termination: &m
 /// The command's exit status, `None` when bash cannot be started.
 async fn run_command(job: &OneShot, reaper: &Reaper, termination: &mut Termination) -> Option<i32> {
     let mut command = Command::new("bash");
-    // Its own process group, so a forwarded signal reaches mpiexec too, not only bash.
-    command.arg("-c").arg(&job.command).process_group(0);
-    let mut child = match reaper.spawn(&mut command) {
-        Ok(child) => child,
+    command.arg("-c").arg(&job.command);
+    info!(command = %job.command, "running the one-shot command");
+    // A signal to init reaches mpiexec too, not only bash.
+    match foreground::run(&mut command, reaper, termination).await {
+        Ok(exit) => {
+            info!(%exit, "the one-shot command finished");
+            Some(exit.shell_status())
+        }
         Err(e) => {
             error!(error = %e, "cannot start bash for the one-shot command: install bash in the image");
-            return None;
+            None
         }
-    };
-    info!(pid = child.pid.as_raw(), command = %job.command, "running the one-shot command");
-    let exit = loop {
-        tokio::select! {
-            exit = child.wait() => break exit,
-            signal = termination.next() => {
-                info!(%signal, "forwarding to the one-shot command");
-                let _ = killpg(child.pid, signal);
-            }
-        }
-    };
-    info!(%exit, "the one-shot command finished");
-    Some(exit.shell_status())
+    }
 }
 
 /// The master pod's termination message, and the handshake file the sidecar waits for (so the pod can

@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use tracing::{Instrument, error, info, info_span, warn};
 
 use super::backoff::RestartBackoff;
-use super::reaper::{Reaper, TrackedChild};
+use crate::reaper::{Reaper, TrackedChild};
 use super::sshd::Sshd;
 
 const STOP_GRACE: Duration = Duration::from_secs(5);

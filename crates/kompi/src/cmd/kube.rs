@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 use kompi_kube::pods::Place;
+use kompi_kube::remote::Streams;
 use kompi_kube::run::RunOptions;
 use kompi_kube::{Connection, KubeError, Target};
 use kompi_spec::ClusterName;
@@ -15,6 +16,7 @@ use kompi_spec::limits::MAX_WORKERS;
 use crate::cmd::args::{LaunchArgs, parse_duration};
 use crate::exit::Exit;
 use crate::output::{Format, print_structured};
+use crate::progress::Progress;
 use crate::values::ValuesArgs;
 
 /// How to reach the cluster, as kubectl takes it.
@@ -197,12 +199,13 @@ pub fn up(a: &UpArgs) -> anyhow::Result<i32> {
         if !wait {
             return Ok(0);
         }
+        let progress = &mut Progress::new();
         if spec.master.one_shot.is_some() {
-            let code = kompi_kube::wait::one_shot_done(&conn, &spec.name, spec.workers.count, a.timeout).await.map_err(kube)?;
+            let code = kompi_kube::wait::one_shot_done(&conn, &spec.name, spec.workers.count, a.timeout, progress).await.map_err(kube)?;
             eprintln!("the one-shot command of {} exited with {code} (`kompi logs {}` shows its output)", spec.name, spec.name);
             return Ok(code);
         }
-        kompi_kube::wait::ready(&conn, &spec.name, spec.workers.count, a.timeout).await.map_err(kube)?;
+        kompi_kube::wait::ready(&conn, &spec.name, spec.workers.count, a.timeout, progress).await.map_err(kube)?;
         eprintln!("cluster {} is ready: master and {} workers; try: kompi run {} -n {} -- hostname", spec.name, spec.workers.count, spec.name, conn.namespace);
         Ok(0)
     })
@@ -218,7 +221,8 @@ pub fn run(a: &RunArgs) -> anyhow::Result<i32> {
         let conn = connect(&a.kube).await.map_err(kube)?;
         let l = &a.launch;
         let opts = RunOptions { np: l.np, npernode: l.npernode, mca: l.mca.clone(), command: l.command.clone(), wait_timeout: a.timeout };
-        let outcome = kompi_kube::run::run(&conn, &name, &opts).await.map_err(kube)?;
+        let (stdout, stderr) = (Box::new(tokio::io::stdout()), Box::new(tokio::io::stderr()));
+        let outcome = kompi_kube::run::run(&conn, &name, &opts, stdout, stderr, &mut Progress::new()).await.map_err(kube)?;
         for problem in &outcome.worker_problems {
             eprintln!("error: {problem}");
         }
@@ -241,7 +245,12 @@ pub fn exec(a: &ExecArgs) -> anyhow::Result<i32> {
     let _raw = (a.tty && a.interactive).then(crate::terminal::RawMode::enable).transpose()?;
     runtime().block_on(async {
         let conn = connect(&a.kube).await.map_err(kube)?;
-        kompi_kube::run::exec(&conn, &name, place, &a.command, a.interactive, a.tty).await.map_err(kube)
+        let streams = Streams {
+            stdout: Box::new(tokio::io::stdout()),
+            stderr: (!a.tty).then(|| Box::new(tokio::io::stderr()) as _),
+            stdin: a.interactive.then(|| Box::new(tokio::io::stdin()) as _),
+        };
+        kompi_kube::run::exec(&conn, &name, place, &a.command, streams).await.map_err(kube)
     })
 }
 
@@ -296,7 +305,7 @@ pub fn scale(a: &ScaleArgs) -> anyhow::Result<i32> {
     }
     runtime().block_on(async {
         let conn = connect(&a.kube).await.map_err(kube)?;
-        kompi_kube::cluster::scale(&conn, &name, a.workers, a.wait.then_some(a.timeout)).await.map_err(kube)?;
+        kompi_kube::cluster::scale(&conn, &name, a.workers, a.wait.then_some(a.timeout), &mut Progress::new()).await.map_err(kube)?;
         eprintln!("cluster {name}: {} workers{}", a.workers, if a.wait { ", all in the hostfile" } else { " requested" });
         Ok(0)
     })
@@ -307,7 +316,7 @@ pub fn logs(a: &LogsArgs) -> anyhow::Result<i32> {
     let place = place(a.worker, a.sidecar);
     runtime().block_on(async {
         let conn = connect(&a.kube).await.map_err(kube)?;
-        kompi_kube::cluster::logs(&conn, &name, place, a.follow, a.tail).await.map_err(kube)?;
+        kompi_kube::cluster::logs(&conn, &name, place, a.follow, a.tail, &mut |line| println!("{line}")).await.map_err(kube)?;
         Ok(0)
     })
 }

@@ -132,21 +132,18 @@ fn examples_run_across_four_pods(f: &Flavour) {
     assert!(out.status.success(), "after 40 probes of {c}-worker-0: {}", err(&out));
 }
 
-#[test]
-fn open_mpi_5_runs_the_examples_across_four_pods() {
-    require_testbed!();
+pub fn open_mpi_5_runs_the_examples_across_four_pods() {
+    require_testbed();
     examples_run_across_four_pods(&OPEN_MPI_5);
 }
 
-#[test]
-fn mpich_runs_the_examples_across_four_pods() {
-    require_testbed!();
+pub fn mpich_runs_the_examples_across_four_pods() {
+    require_testbed();
     examples_run_across_four_pods(&MPICH);
 }
 
-#[test]
-fn open_mpi_5_takes_kube_openmpis_command_and_prrtes_parameters() {
-    require_testbed!();
+pub fn open_mpi_5_takes_kube_openmpis_command_and_prrtes_parameters() {
+    require_testbed();
     let ns = Namespace::new("prrte");
     OPEN_MPI_5.up(&ns, "p", &[], &["mpi.mcaParams.plm_rsh_no_tree_spawn=1"]);
 
@@ -195,15 +192,13 @@ fn one_shot_job_runs_and_reports(f: &Flavour) {
     ns.eventually("the workers to be scaled to 0 after success", Duration::from_secs(60), || replicas().trim() == "0");
 }
 
-#[test]
-fn open_mpi_5_one_shot_job_runs_and_reports() {
-    require_testbed!();
+pub fn open_mpi_5_one_shot_job_runs_and_reports() {
+    require_testbed();
     one_shot_job_runs_and_reports(&OPEN_MPI_5);
 }
 
-#[test]
-fn mpich_one_shot_job_runs_and_reports() {
-    require_testbed!();
+pub fn mpich_one_shot_job_runs_and_reports() {
+    require_testbed();
     one_shot_job_runs_and_reports(&MPICH);
 }
 
@@ -220,14 +215,12 @@ fn non_root_cluster_runs_the_ring(f: &Flavour) {
     assert!(ok, "{}", text(&out));
 }
 
-#[test]
-fn open_mpi_5_runs_as_uid_1000() {
-    require_testbed!();
+pub fn open_mpi_5_runs_as_uid_1000() {
+    require_testbed();
     non_root_cluster_runs_the_ring(&OPEN_MPI_5);
 }
 
-#[test]
-fn mpich_runs_as_uid_1000() {
-    require_testbed!();
+pub fn mpich_runs_as_uid_1000() {
+    require_testbed();
     non_root_cluster_runs_the_ring(&MPICH);
 }

@@ -31,9 +31,8 @@ fn mpiexec_hello(ns: &Namespace, cluster: &str, np: &str) -> std::process::Outpu
     ns.k(&args)
 }
 
-#[test]
-fn the_readme_flow_works_unchanged() {
-    require_testbed!();
+pub fn the_readme_flow_works_unchanged() {
+    require_testbed();
     let ns = Namespace::new("readme");
     let manifests = template(&ns, "mpi", "mpiWorkers:\n  num: 3\n", &[]);
     let out = ns.k_stdin(&["apply", "-f", "-"], &manifests);
@@ -66,9 +65,8 @@ fn the_readme_flow_works_unchanged() {
     });
 }
 
-#[test]
-fn one_shot_returns_the_command_status_and_scales_down_only_on_success() {
-    require_testbed!();
+pub fn one_shot_returns_the_command_status_and_scales_down_only_on_success() {
+    require_testbed();
     let ns = Namespace::new("oneshot");
     for (cluster, command) in [("ok", "mpiexec --allow-run-as-root -n 3 -npernode 1 hostname"), ("bad", "mpiexec --allow-run-as-root -n 2 -npernode 1 sh -c 'exit 3'")] {
         let values = format!("mpiWorkers:\n  num: 2\nmpiMaster:\n  oneShot:\n    enabled: true\n    autoScaleDownWorkers: true\n    command: \"{}\"\n", command.replace('"', "\\\""));
@@ -89,9 +87,8 @@ fn one_shot_returns_the_command_status_and_scales_down_only_on_success() {
     assert_eq!(replicas("bad").trim(), "2", "a failed command must leave the workers running");
 }
 
-#[test]
-fn non_root_clusters_run_the_same_hello() {
-    require_testbed!();
+pub fn non_root_clusters_run_the_same_hello() {
+    require_testbed();
     let ns = Namespace::new("nonroot");
     let values = std::fs::read_to_string(fixture("non-root.yaml")).unwrap();
     let out = ns.k_stdin(&["apply", "-f", "-"], &template(&ns, "nr", &values, &["mpiWorkers.num=2"]));
@@ -113,9 +110,8 @@ fn can_i(ns: &Namespace, cluster: &str, verb: &str, resource: &str) -> bool {
     text(&out).trim() == "yes"
 }
 
-#[test]
-fn rbac_grants_exactly_what_the_sidecar_needs_and_mpi_containers_have_no_token() {
-    require_testbed!();
+pub fn rbac_grants_exactly_what_the_sidecar_needs_and_mpi_containers_have_no_token() {
+    require_testbed();
     let ns = Namespace::new("rbac");
     let plain = template(&ns, "plain", "mpiWorkers:\n  num: 1\n", &[]);
     let scaling = template(&ns, "job", "mpiWorkers:\n  num: 1\nmpiMaster:\n  oneShot:\n    enabled: true\n    command: sleep 600\n", &[]);
@@ -137,20 +133,24 @@ fn rbac_grants_exactly_what_the_sidecar_needs_and_mpi_containers_have_no_token()
         assert!(!can_i(&ns, "job", verb, resource), "job may {verb} {resource}");
     }
     // The scale subresource: only the job's own workers, only with scale-down on.
-    let scale = |cluster: &str, target: &str| {
+    let can_patch = |cluster: &str, object: &str, subresource: &str| {
         let who = format!("system:serviceaccount:{}:{cluster}", ns.name);
-        text(&ns.k(&["auth", "can-i", "patch", &format!("statefulsets.apps/{target}"), "--subresource=scale", "--as", &who])).trim() == "yes"
+        text(&ns.k(&["auth", "can-i", "patch", object, &format!("--subresource={subresource}"), "--as", &who])).trim() == "yes"
     };
-    assert!(scale("job", "job-worker"));
-    assert!(!scale("job", "plain-worker"));
-    assert!(!scale("plain", "plain-worker"));
+    assert!(can_patch("job", "statefulsets.apps/job-worker", "scale"));
+    assert!(!can_patch("job", "statefulsets.apps/plain-worker", "scale"));
+    assert!(!can_patch("plain", "statefulsets.apps/plain-worker", "scale"));
+    // The status subresource: only the cluster's own master pod (its readiness condition).
+    assert!(can_patch("plain", "pods/plain-master", "status"));
+    assert!(!can_patch("plain", "pods/plain-worker-0", "status"));
+    assert!(!can_patch("plain", "pods/job-master", "status"));
 
     ns.wait_ready("plain", 1);
     let token_dir = "/var/run/secrets/kubernetes.io/serviceaccount";
     for (pod, container) in [("plain-master", "mpi-master"), ("plain-worker-0", "mpi-worker")] {
         let out = ns.k(&["exec", pod, "-c", container, "--", "ls", token_dir]);
         assert!(!out.status.success(), "{pod}/{container} has {token_dir}: {}", text(&out));
-        let out = ns.k(&["exec", pod, "-c", container, "--", "sh", "-c", "kompi hostfile --cluster plain --workers 0 --slots 1 --master-slots 1 --mpi openmpi --output /tmp/h --once --namespace x"]);
+        let out = ns.k(&["exec", pod, "-c", container, "--", "sh", "-c", "kompi hostfile --cluster plain --workers 0 --slots 1 --master-slots 1 --ssh-port 2022 --mpi openmpi --output /tmp/h --once --namespace x"]);
         assert!(!out.status.success(), "{pod}/{container} reached the API without a token");
     }
     let out = ns.k(&["exec", "plain-master", "-c", "hostfile", "--", "/usr/local/bin/kompi", "--version"]);
@@ -159,9 +159,8 @@ fn rbac_grants_exactly_what_the_sidecar_needs_and_mpi_containers_have_no_token()
     assert_eq!(text(&out).trim(), "token", "the sidecar has no token: {}", err(&out));
 }
 
-#[test]
-fn allreduce_from_the_examples_runs_across_the_pods() {
-    require_testbed!();
+pub fn allreduce_from_the_examples_runs_across_the_pods() {
+    require_testbed();
     let ns = Namespace::new("allreduce");
     let out = ns.k_stdin(&["apply", "-f", "-"], &template(&ns, "ar", "mpiWorkers:\n  num: 3\n", &[]));
     assert!(out.status.success(), "{}", err(&out));
@@ -174,9 +173,8 @@ fn allreduce_from_the_examples_runs_across_the_pods() {
     assert!(text(&out).contains("allreduce: 4 ranks") && text(&out).contains(": OK"), "{}", text(&out));
 }
 
-#[test]
-fn every_golden_fixture_passes_the_api_servers_validation() {
-    require_testbed!();
+pub fn every_golden_fixture_passes_the_api_servers_validation() {
+    require_testbed();
     let ns = Namespace::new("dryrun");
     let key = fixture("ssh-key.yaml");
     let mut fixtures: Vec<_> = std::fs::read_dir(fixture("")).unwrap().map(|e| e.unwrap().path()).filter(|p| p.file_name().unwrap() != "ssh-key.yaml").collect();

@@ -12,12 +12,15 @@ fn hosts(output: &str) -> Vec<String> {
     h
 }
 
-#[test]
-fn up_run_update_scale_and_down() {
-    require_testbed!();
+pub fn up_run_update_scale_and_down() {
+    require_testbed();
     let ns = Namespace::new("life");
     let out = ns.kompi_ns("up", "life", &["--set", "mpiWorkers.num=3", "--wait", "--timeout", "180s"]);
     assert!(out.status.success(), "up: {}", err(&out));
+    // `up --wait` returned on the master's Ready condition, whose gate is the sidecar's word that every
+    // listed worker answers: nothing was executed in a pod to find out.
+    let gate = ns.k(&["get", "pod", "life-master", "-o", "jsonpath={.status.conditions[?(@.type==\"kompi.io/workers-reachable\")].message}"]);
+    assert_eq!(text(&gate), "all 3 listed workers answer on port 2022", "{}", err(&gate));
     let out = ns.kompi_ns("run", "life", &["--", "hostname"]);
     assert!(out.status.success(), "run: {}", err(&out));
     assert_eq!(hosts(&text(&out)), ["life-master", "life-worker-0", "life-worker-1", "life-worker-2"]);
@@ -69,22 +72,28 @@ fn up_run_update_scale_and_down() {
     assert_eq!(out.status.code(), Some(3));
 }
 
-#[test]
-fn a_worker_deleted_during_a_run_fails_it_and_is_named() {
-    require_testbed!();
-    let ns = Namespace::new("victim");
-    let out = ns.kompi_ns("up", "v", &["--set", "mpiWorkers.num=2", "--wait", "--timeout", "180s"]);
-    assert!(out.status.success(), "up: {}", err(&out));
-    let run = ns
-        .kompi_command(&["run", "v", "-n", &ns.name, "--npernode", "1", "--", "sleep", "60"])
+/// `kompi run CLUSTER --npernode 1 -- sleep 60`, started.
+fn sleep_a_minute(ns: &Namespace, cluster: &str) -> std::process::Child {
+    ns.kompi_command(&["run", cluster, "-n", &ns.name, "--npernode", "1", "--", "sleep", "60"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// `sleep` processes in a pod's MPI container.
+fn sleeps(ns: &Namespace, pod: &str, container: &str) -> String {
+    text(&ns.k(&["exec", pod, "-c", container, "--", "sh", "-c", "pgrep -x sleep || true"])).trim().to_string()
+}
+
+pub fn a_worker_deleted_during_a_run_fails_it_and_is_named() {
+    require_testbed();
+    let ns = Namespace::new("victim");
+    let out = ns.kompi_ns("up", "v", &["--set", "mpiWorkers.num=2", "--wait", "--timeout", "180s"]);
+    assert!(out.status.success(), "up: {}", err(&out));
+    let run = sleep_a_minute(&ns, "v");
     let start = Instant::now();
-    ns.eventually("the rank on v-worker-1", Duration::from_secs(60), || {
-        !text(&ns.k(&["exec", "v-worker-1", "-c", "mpi-worker", "--", "sh", "-c", "pgrep -x sleep || true"])).trim().is_empty()
-    });
+    ns.eventually("the rank on v-worker-1", Duration::from_secs(60), || !sleeps(&ns, "v-worker-1", "mpi-worker").is_empty());
     let out = ns.k(&["delete", "pod", "v-worker-1", "--grace-period=0", "--force"]);
     assert!(out.status.success(), "{}", err(&out));
     let out = run.wait_with_output().unwrap();
@@ -93,9 +102,42 @@ fn a_worker_deleted_during_a_run_fails_it_and_is_named() {
     assert!(err(&out).contains("worker v-worker-1 was deleted during the run"), "{}", err(&out));
 }
 
-#[test]
-fn a_broken_image_is_reported_within_the_timeout() {
-    require_testbed!();
+
+pub fn ctrl_c_and_a_vanished_client_end_the_run_everywhere() {
+    require_testbed();
+    let ns = Namespace::new("interrupt");
+    let out = ns.kompi_ns("up", "i", &["--set", "mpiWorkers.num=1", "--wait", "--timeout", "180s"]);
+    assert!(out.status.success(), "up: {}", err(&out));
+    let start_run = || {
+        let run = sleep_a_minute(&ns, "i");
+        ns.eventually("the ranks on both pods", Duration::from_secs(60), || {
+            !sleeps(&ns, "i-worker-0", "mpi-worker").is_empty() && !sleeps(&ns, "i-master", "mpi-master").is_empty()
+        });
+        run
+    };
+    let all_gone = |what: &str| {
+        ns.eventually(what, Duration::from_secs(30), || sleeps(&ns, "i-worker-0", "mpi-worker").is_empty() && sleeps(&ns, "i-master", "mpi-master").is_empty());
+    };
+
+    // Ctrl-C: SIGINT reaches mpiexec through `kompi launch`, which ends the job; run reports how it ended.
+    let run = start_run();
+    let started = Instant::now();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(run.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    let out = run.wait_with_output().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(45), "run only ended when sleep did");
+    assert!(!out.status.success(), "an interrupted run reported success");
+    assert!(err(&out).contains("interrupting mpiexec on i-master"), "{}", err(&out));
+    all_gone("no rank left after Ctrl-C");
+
+    // The client vanishes (killed, or its connection lost): launch reads the end of its stdin and ends mpiexec.
+    let mut run = start_run();
+    run.kill().unwrap();
+    run.wait().unwrap();
+    all_gone("no rank left after the client was killed");
+}
+
+pub fn a_broken_image_is_reported_within_the_timeout() {
+    require_testbed();
     let ns = Namespace::new("broken");
     let start = Instant::now();
     let out = ns.kompi_ns("up", "b", &["--set", "mpiWorkers.num=1,image.repository=registry.invalid/none", "--wait", "--timeout", "60s"]);
@@ -117,9 +159,8 @@ fn a_broken_image_is_reported_within_the_timeout() {
     assert!(stderr.contains("ImagePullBackOff") || stderr.contains("ErrImagePull"), "{stderr}");
 }
 
-#[test]
-fn run_right_after_up_without_wait_waits_for_the_cluster() {
-    require_testbed!();
+pub fn run_right_after_up_without_wait_waits_for_the_cluster() {
+    require_testbed();
     let ns = Namespace::new("eager");
     let out = ns.kompi_ns("up", "e", &["--set", "mpiWorkers.num=2", "--no-wait"]);
     assert!(out.status.success(), "up: {}", err(&out));
@@ -128,9 +169,8 @@ fn run_right_after_up_without_wait_waits_for_the_cluster() {
     assert_eq!(hosts(&text(&out)), ["e-master", "e-worker-0", "e-worker-1"]);
 }
 
-#[test]
-fn bad_targets_get_one_clear_line_and_distinct_statuses() {
-    require_testbed!();
+pub fn bad_targets_get_one_clear_line_and_distinct_statuses() {
+    require_testbed();
     let ns = Namespace::new("errors");
     // Nothing listens on port 1.
     let dead = ns.dir.path().join("dead.kubeconfig");
@@ -184,9 +224,8 @@ fn bad_targets_get_one_clear_line_and_distinct_statuses() {
     assert!(stderr.contains("not applied:"), "{stderr}");
 }
 
-#[test]
-fn kubectl_runs_kompi_as_a_plugin() {
-    require_testbed!();
+pub fn kubectl_runs_kompi_as_a_plugin() {
+    require_testbed();
     let ns = Namespace::new("plugin");
     let bin = ns.dir.path().join("bin");
     std::fs::create_dir(&bin).unwrap();

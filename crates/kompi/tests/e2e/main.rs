@@ -5,9 +5,40 @@
 //! Needs root and a testbed that is up with the kompi image imported (what `.ci/run` arranges:
 //! `testbed/testbed.sh up`, `testbed/testbed.sh kompi-image --add examples/bin:/opt/kompi/examples` and the
 //! same for `--suite trixie` and `--suite trixie --mpi mpich` with `testbed/testbed.sh examples`' binaries).
-//! Skipped, with the reason printed, only when not root.
+//! Reported as ignored only when not root.
 
 mod flavours;
+#[path = "../harness/mod.rs"]
+mod harness;
 mod kube_openmpi;
 mod lifecycle;
 mod support;
+
+use flavours::*;
+use kube_openmpi::*;
+use lifecycle::*;
+
+fn main() {
+    harness::main(harness::tests![support::root => [
+        the_readme_flow_works_unchanged,
+        one_shot_returns_the_command_status_and_scales_down_only_on_success,
+        non_root_clusters_run_the_same_hello,
+        rbac_grants_exactly_what_the_sidecar_needs_and_mpi_containers_have_no_token,
+        allreduce_from_the_examples_runs_across_the_pods,
+        every_golden_fixture_passes_the_api_servers_validation,
+        up_run_update_scale_and_down,
+        a_worker_deleted_during_a_run_fails_it_and_is_named,
+        ctrl_c_and_a_vanished_client_end_the_run_everywhere,
+        a_broken_image_is_reported_within_the_timeout,
+        run_right_after_up_without_wait_waits_for_the_cluster,
+        bad_targets_get_one_clear_line_and_distinct_statuses,
+        kubectl_runs_kompi_as_a_plugin,
+        open_mpi_5_runs_the_examples_across_four_pods,
+        mpich_runs_the_examples_across_four_pods,
+        open_mpi_5_takes_kube_openmpis_command_and_prrtes_parameters,
+        open_mpi_5_one_shot_job_runs_and_reports,
+        mpich_one_shot_job_runs_and_reports,
+        open_mpi_5_runs_as_uid_1000,
+        mpich_runs_as_uid_1000,
+    ]]);
+}

@@ -12,30 +12,20 @@ pub fn kubeconfig() -> PathBuf {
     dir.join("kubeconfig")
 }
 
-/// Skips (returning false) when not root; fails when the testbed is not up, because then the suite
-/// cannot prove anything.
-pub fn ready() -> bool {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: the e2e tests need root (the testbed runs containers)");
-        return false;
-    }
+/// The e2e tests' need: root (the testbed runs containers). Without it they are reported as ignored.
+pub fn root() -> Result<(), String> {
+    if nix::unistd::geteuid().is_root() { Ok(()) } else { Err("the e2e tests need root (the testbed runs containers)".into()) }
+}
+
+/// Fails, never skips, when the testbed is not up: with the e2e feature on, the suite must prove something.
+pub fn require_testbed() {
     let out = Command::new("kubectl").env("KUBECONFIG", kubeconfig()).args(["get", "--raw", "/readyz"]).output().expect("kubectl is installed");
     assert!(
         out.status.success(),
         "the testbed is not up ({}): run testbed/testbed.sh up and testbed/testbed.sh kompi-image --add examples/bin:/opt/kompi/examples",
         String::from_utf8_lossy(&out.stderr).trim()
     );
-    true
 }
-
-macro_rules! require_testbed {
-    () => {
-        if !crate::support::ready() {
-            return;
-        }
-    };
-}
-pub(crate) use require_testbed;
 
 pub fn text(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()

@@ -2,6 +2,8 @@
 //! is gone, resumes, and the hostfile follows changes made afterwards. A separate test target, run
 //! alone by `scripts/test.sh`, because restarting the API server disturbs every other test.
 
+#[path = "../harness/mod.rs"]
+mod harness;
 #[path = "../e2e/support.rs"]
 mod support;
 
@@ -11,9 +13,12 @@ use std::time::Duration;
 
 use support::{Namespace, err, require_testbed, text};
 
-#[test]
+fn main() {
+    harness::main(harness::tests![support::root => [the_hostfile_follows_the_workers_across_an_api_server_restart]]);
+}
+
 fn the_hostfile_follows_the_workers_across_an_api_server_restart() {
-    require_testbed!();
+    require_testbed();
     let ns = Namespace::new("restart");
     let out = ns.kompi_ns("up", "r", &["--set", "mpiWorkers.num=2", "--wait", "--timeout", "180s"]);
     assert!(out.status.success(), "up: {}", err(&out));

@@ -1,5 +1,7 @@
 //! Test "pods" on this machine: a home directory, the cluster key laid out as the Secret mounts it, a free
 //! loopback port, and the real `kompi init` (with the real sshd) running as root or as an unprivileged user.
+//! These tests of kompi-node's processes live here, not in kompi-node, because they run the real `kompi`
+//! binary as a pod runs it, and Cargo builds that binary only for this crate's tests.
 #![allow(dead_code)] // each test file uses its own part of this module
 
 use std::fs::{self, Permissions};
@@ -49,33 +51,44 @@ pub enum Who {
     Unprivileged,
 }
 
-/// The account to run as, or `None` after printing why this test cannot run here.
-pub fn account(who: Who) -> Option<Account> {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: needs root (to run sshd as root, or to switch to {TEST_USER})");
-        return None;
-    }
-    let account = match who {
+/// The account to run as; the harness has checked with [`can_run_as`] that it is usable here.
+pub fn account(who: Who) -> Account {
+    can_run_as(who).unwrap_or_else(|reason| panic!("cannot run here: {reason}"));
+    match who {
         Who::Root => Account { name: "root".into(), uid: 0, gid: 0 },
-        Who::Unprivileged => match User::from_name(TEST_USER) {
-            Ok(Some(user)) => Account { name: user.name, uid: user.uid.as_raw(), gid: user.gid.as_raw() },
-            _ => {
-                eprintln!("skipped: user {TEST_USER} does not exist; create it with scripts/test-user.sh");
-                return None;
-            }
-        },
-    };
+        Who::Unprivileged => {
+            let user = User::from_name(TEST_USER).ok().flatten().expect("checked by can_run_as");
+            Account { name: user.name, uid: user.uid.as_raw(), gid: user.gid.as_raw() }
+        }
+    }
+}
+
+/// Whether `kompi init` and sshd can run as `who` here; `Err` says what is missing.
+pub fn can_run_as(who: Who) -> Result<(), String> {
+    if !nix::unistd::geteuid().is_root() {
+        return Err(format!("needs root (to run sshd as root, or to switch to {TEST_USER})"));
+    }
     if let Some(reason) = unusable_for_sshd(Path::new(env!("CARGO_TARGET_TMPDIR"))) {
-        eprintln!("skipped: {reason}");
-        return None;
+        return Err(reason);
     }
-    if !account.is_root()
-        && let Some(reason) = [KOMPI, env!("CARGO_TARGET_TMPDIR")].iter().find_map(|p| private_parent(Path::new(p)))
-    {
-        eprintln!("skipped: {reason}, so {TEST_USER} cannot reach the kompi binary or its home (scripts/test.sh builds under /var/cache/kompi)");
-        return None;
+    if let Who::Unprivileged = who {
+        if !matches!(User::from_name(TEST_USER), Ok(Some(_))) {
+            return Err(format!("user {TEST_USER} does not exist; create it with scripts/test-user.sh"));
+        }
+        if let Some(reason) = [KOMPI, env!("CARGO_TARGET_TMPDIR")].iter().find_map(|p| private_parent(Path::new(p))) {
+            return Err(format!("{reason}, so {TEST_USER} cannot reach the kompi binary or its home (scripts/test.sh builds under /var/cache/kompi)"));
+        }
     }
-    Some(account)
+    Ok(())
+}
+
+/// Harness needs: the tests that run as root, and those that run as the unprivileged test user.
+pub fn as_root() -> Result<(), String> {
+    can_run_as(Who::Root)
+}
+
+pub fn as_test_user() -> Result<(), String> {
+    can_run_as(Who::Unprivileged)
 }
 
 /// A directory above `path` that others may not enter (such as /root, mode 0700).

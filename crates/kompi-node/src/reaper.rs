@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::process::Command;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
@@ -66,9 +66,16 @@ pub struct Reaper {
     waiters: Waiters,
 }
 
+/// The process's one reaper: a second would take the first one's children.
+static STARTED: OnceLock<Reaper> = OnceLock::new();
+
 impl Reaper {
-    /// Starts reaping on the current tokio runtime. Call before spawning anything.
+    /// Starts reaping on the current tokio runtime, or hands back the reaper already running. Call before
+    /// spawning anything.
     pub fn start() -> io::Result<Reaper> {
+        if let Some(reaper) = STARTED.get() {
+            return Ok(reaper.clone());
+        }
         let mut sigchld = signal(SignalKind::child())?;
         let waiters = Waiters::default();
         // Children that ended before we listened sent their SIGCHLD to no one.
@@ -79,7 +86,7 @@ impl Reaper {
                 reap_all(&reaping);
             }
         });
-        Ok(Reaper { waiters })
+        Ok(STARTED.get_or_init(|| Reaper { waiters }).clone())
     }
 
     /// Spawns `command` and registers it before the reaper can see it end.

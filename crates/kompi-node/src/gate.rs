@@ -1,17 +1,20 @@
-//! One-shot mode's gate: the job starts only when the hostfile lists the workers it needs and each of them
-//! answers on its ssh port (the names resolve, sshd listens), so mpiexec never races DNS or sshd.
+//! The gate between the hostfile and mpiexec: every worker the hostfile lists answers on its ssh port (its
+//! name resolves, sshd listens), probed from where mpiexec runs, so mpiexec never races DNS or sshd. The
+//! one-shot master waits on it before its command; the sidecar holds the master's readiness on it.
 
 use std::fmt;
 use std::io;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use kompi_render::hostfile::hosts;
 use kompi_spec::ClusterName;
 use tokio::net::{TcpStream, lookup_host};
 use tracing::info;
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+const PROBES_AT_ONCE: usize = 16;
 const ROUND_PAUSE: Duration = Duration::from_millis(500);
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
@@ -134,9 +137,15 @@ impl Gate<'_> {
         // Absent until the sidecar first writes it: then it lists no one yet.
         let text = tokio::fs::read_to_string(self.hostfile).await.unwrap_or_default();
         let workers = listed_workers(&text, self.cluster);
-        let probes = futures::future::join_all(workers.iter().map(|host| probe(host, self.port))).await;
-        Progress::new(self.cluster, self.workers, workers.into_iter().zip(probes).collect())
+        Progress::new(self.cluster, self.workers, probe_all(workers, self.port).await)
     }
+}
+
+/// Probes every host, a bounded number at a time (a thousand name lookups at once would each take a thread).
+pub async fn probe_all(hosts: Vec<String>, port: u16) -> Vec<(String, Probe)> {
+    let probing = hosts.clone().into_iter().map(|host| async move { probe(&host, port).await });
+    let probes: Vec<Probe> = futures::stream::iter(probing).buffered(PROBES_AT_ONCE).collect().await;
+    hosts.into_iter().zip(probes).collect()
 }
 
 async fn probe(host: &str, port: u16) -> Probe {
