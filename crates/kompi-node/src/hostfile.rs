@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use clap::Args;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
-use kompi_render::hostfile::{self, entries_of_pods};
+use kompi_render::hostfile::{self, entries_of_pods, starting_workers};
 use kompi_spec::contract::worker_selector;
 use kompi_spec::{ClusterName, ErrorKind, ExitStatusOf, MpiImplementation, StatusMeanings};
 use kube::runtime::reflector::Store;
@@ -34,8 +34,8 @@ The hostfile lists the master first (<CLUSTER>-master), then every worker pod th
 terminating as <pod>.<CLUSTER>, by ordinal. It is replaced atomically, only when it changes.
 
 The master pod's readiness gate, the condition kompi.io/workers-reachable, is True once every initial
-worker has been listed and every listed worker answers on --ssh-port from this pod; the pod is Ready only
-with it.
+worker has been listed, every worker pod (not being deleted) is listed, and every listed worker answers
+on --ssh-port from this pod; the pod is Ready only with it.
 
 API requests: list and watch pods (label selector of the cluster's workers), a PATCH of
 pods/<CLUSTER>-master/status when the condition changes and, with --scale-down-on-success, one PATCH of
@@ -120,7 +120,11 @@ pub fn run(args: &HostfileArgs, status_of: ExitStatusOf) -> i32 {
 
 async fn sidecar(args: &HostfileArgs) -> Result<(), HostfileError> {
     let mut termination = Termination::listen().map_err(HostfileError::Signals)?;
-    let entries = |store: &Store<Pod>| entries_of_pods(&args.cluster, args.master_slots, args.slots, store.state().iter().map(|p| &**p));
+    let membership = |store: &Store<Pod>| {
+        let pods = store.state();
+        let pods = pods.iter().map(|p| &**p);
+        (entries_of_pods(&args.cluster, args.master_slots, args.slots, pods.clone()), starting_workers(&args.cluster, pods))
+    };
     let mut publisher = Publisher::new(&args.output, args.mpi, args.workers);
     publisher.start(&hostfile::entries(&args.cluster, args.master_slots, args.slots, []))?;
 
@@ -133,7 +137,7 @@ async fn sidecar(args: &HostfileArgs) -> Result<(), HostfileError> {
     let following = async {
         if !(args.once && publisher.is_complete()) {
             let events = watch::worker_events(pods, &worker_selector(args.cluster.as_str()));
-            watch::follow_workers(events, entries, &mut publisher, args.once).await?;
+            watch::follow_workers(events, membership, &mut publisher, args.once).await?;
         }
         // Done following (--once): stay up, so the pod stays ready, until told to stop.
         std::future::pending::<Result<(), HostfileError>>().await

@@ -39,6 +39,21 @@ pub fn entries_of_pods<'a>(cluster: &ClusterName, master_slots: u32, worker_slot
     entries(cluster, master_slots, worker_slots, serving)
 }
 
+/// The cluster's worker pods that exist and are not being deleted but do not serve yet, by ordinal: the
+/// hostfile will list them once they do (a scale-up in progress, a restarting worker).
+pub fn starting_workers<'a>(cluster: &ClusterName, pods: impl IntoIterator<Item = &'a Pod>) -> Vec<String> {
+    let mut starting: Vec<(u32, &str)> = pods
+        .into_iter()
+        .filter(|pod| pod.metadata.deletion_timestamp.is_none() && !is_serving(pod))
+        .filter_map(|pod| {
+            let name = pod.metadata.name.as_deref()?;
+            Some((cluster.worker_ordinal(name)?, name))
+        })
+        .collect();
+    starting.sort_unstable();
+    starting.into_iter().map(|(_, name)| name.to_string()).collect()
+}
+
 /// The ordinals of the workers a hostfile of these pods lists, ascending.
 pub fn listed_ordinals<'a>(cluster: &ClusterName, pods: impl IntoIterator<Item = &'a Pod>) -> Vec<u32> {
     let mut ordinals: Vec<u32> = pods
@@ -117,6 +132,7 @@ mod tests {
         let pods = [pod("mpi-worker-0", false), terminating(pod("mpi-worker-1", true)), pod("mpi-worker-2", true), no_status];
         assert_eq!(hosts_of(&pods), vec!["mpi-master", "mpi-worker-2.mpi"]);
         assert!(!is_serving(&terminating(pod("mpi-master", true))));
+        assert_eq!(starting_workers(&cluster(), &pods), ["mpi-worker-0", "mpi-worker-3"], "terminating pods are not starting");
     }
 
     #[test]

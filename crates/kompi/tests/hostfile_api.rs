@@ -386,6 +386,11 @@ async fn follows_a_real_statefulset_and_scales_it_down_after_success() {
     set_ready(pods, "hf-worker-0", false).await;
     f.wait_for_hostfile("an unready worker dropped", &[]).await;
     assert!(complete.exists(), "the marker stays once set");
+    // A worker pod that exists but does not serve (a restart, a scale-up) holds the master back.
+    let starting = (String::from("False"), String::from("1 workers are starting and not listed yet: hf-worker-0"));
+    eventually("the master held back by a starting worker", || async { reachable_condition(pods).await == Some(starting.clone()) }, log).await;
+    // Being deleted (it stays Terminating with no kubelet), it no longer does.
+    pods.delete("hf-worker-0", &DeleteParams::default()).await.unwrap();
     let runnable = (String::from("True"), String::from("all 0 listed workers answer on port 2022"));
     eventually("the master released", || async { reachable_condition(pods).await == Some(runnable.clone()) }, log).await;
 

@@ -21,6 +21,8 @@ pub struct Publisher {
     /// What the file holds now (`None`: absent).
     current: Option<String>,
     complete: bool,
+    /// Workers that exist but do not serve yet.
+    starting: Vec<String>,
     listing: watch::Sender<Listing>,
 }
 
@@ -37,6 +39,7 @@ impl Publisher {
             mpi,
             expected_workers,
             current: std::fs::read_to_string(path).ok(),
+            starting: Vec::new(),
             listing: watch::Sender::new(Listing { initial: expected_workers, ..Default::default() }),
         }
     }
@@ -56,9 +59,11 @@ impl Publisher {
         Ok(())
     }
 
-    pub fn publish(&mut self, entries: &[HostEntry]) -> Result<(), HostfileError> {
+    /// Writes the hostfile of `entries`; `starting` are the workers that exist but are not listed yet.
+    pub fn publish(&mut self, entries: &[HostEntry], starting: Vec<String>) -> Result<(), HostfileError> {
         self.write_if_changed(entries)?;
         self.note_workers(entries.len().saturating_sub(1))?;
+        self.starting = starting;
         self.announce();
         Ok(())
     }
@@ -66,7 +71,7 @@ impl Publisher {
     /// Tells the readiness gate what the file lists now (the master is its first host).
     fn announce(&mut self) {
         let workers = self.current.as_deref().map(hosts).unwrap_or_default().into_iter().skip(1).map(str::to_string).collect();
-        let listing = Listing { workers, complete: self.complete, initial: self.expected_workers };
+        let listing = Listing { workers, starting: self.starting.clone(), complete: self.complete, initial: self.expected_workers };
         self.listing.send_if_modified(|l| {
             let changed = *l != listing;
             *l = listing;
@@ -148,19 +153,19 @@ mod tests {
         assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o644);
         assert!(!marker.exists());
 
-        publisher.publish(&entries(&["w0"])).unwrap();
+        publisher.publish(&entries(&["w0"]), vec![]).unwrap();
         assert!(!marker.exists() && !publisher.is_complete());
-        publisher.publish(&entries(&["w0", "w1"])).unwrap();
+        publisher.publish(&entries(&["w0", "w1"]), vec![]).unwrap();
         assert!(marker.exists() && publisher.is_complete());
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "c-master slots=1\nw0 slots=1\nw1 slots=1\n");
 
         std::fs::write(&path, "edited behind our back\n").unwrap();
         let stamp = modified(&path);
         std::thread::sleep(std::time::Duration::from_millis(20));
-        publisher.publish(&entries(&["w0", "w1"])).unwrap();
+        publisher.publish(&entries(&["w0", "w1"]), vec![]).unwrap();
         assert_eq!(modified(&path), stamp, "unchanged content is not rewritten");
 
-        publisher.publish(&entries(&["w1"])).unwrap();
+        publisher.publish(&entries(&["w1"]), vec![]).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "c-master slots=1\nw1 slots=1\n");
         assert!(marker.exists(), "the marker stays after a scale-down");
     }
@@ -172,20 +177,20 @@ mod tests {
         let mut publisher = Publisher::new(&path, MpiImplementation::OpenMpi, 2);
         let mut listings = publisher.listings();
         publisher.start(&entries(&[])).unwrap();
-        assert_eq!(*listings.borrow_and_update(), Listing { workers: vec![], complete: false, initial: 2 });
-        publisher.publish(&entries(&["w0", "w1"])).unwrap();
+        assert_eq!(*listings.borrow_and_update(), Listing { workers: vec![], starting: vec![], complete: false, initial: 2 });
+        publisher.publish(&entries(&["w0", "w1"]), vec![]).unwrap();
         assert!(listings.has_changed().unwrap());
-        assert_eq!(*listings.borrow_and_update(), Listing { workers: vec!["w0".into(), "w1".into()], complete: true, initial: 2 });
-        publisher.publish(&entries(&["w0", "w1"])).unwrap();
+        assert_eq!(*listings.borrow_and_update(), Listing { workers: vec!["w0".into(), "w1".into()], starting: vec![], complete: true, initial: 2 });
+        publisher.publish(&entries(&["w0", "w1"]), vec![]).unwrap();
         assert!(!listings.has_changed().unwrap(), "an unchanged list is not announced again");
-        publisher.publish(&entries(&["w1"])).unwrap();
-        assert_eq!(*listings.borrow_and_update(), Listing { workers: vec!["w1".into()], complete: true, initial: 2 });
+        publisher.publish(&entries(&["w1"]), vec!["c-worker-2".into()]).unwrap();
+        assert_eq!(*listings.borrow_and_update(), Listing { workers: vec!["w1".into()], starting: vec!["c-worker-2".into()], complete: true, initial: 2 });
 
         // A restarted sidecar announces what the file it finds lists, complete as the marker says.
         let mut again = Publisher::new(&path, MpiImplementation::OpenMpi, 2);
         let listings = again.listings();
         again.start(&entries(&[])).unwrap();
-        assert_eq!(*listings.borrow(), Listing { workers: vec!["w1".into()], complete: true, initial: 2 });
+        assert_eq!(*listings.borrow(), Listing { workers: vec!["w1".into()], starting: vec![], complete: true, initial: 2 });
     }
 
     #[test]

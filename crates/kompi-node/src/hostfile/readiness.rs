@@ -1,9 +1,11 @@
 //! The master's readiness gate. The sidecar shares the master pod's network and resolver, so it probes
 //! every worker the hostfile lists on the ssh port as mpiexec will reach it, and sets the condition
-//! `kompi.io/workers-reachable` on the master pod: True once every initial worker has been listed and
-//! every listed worker answers. The pod is Ready only with it, and the kubelet turns it Ready as soon as
-//! the condition is set (no probe period to wait for), so `kompi up --wait`, `kompi run` and
-//! `kubectl wait --for=condition=Ready` watch one condition and never exec into the pod.
+//! `kompi.io/workers-reachable` on the master pod: True once every initial worker has been listed, every
+//! worker pod there is (not being deleted) is listed, and every listed worker answers. The pod is Ready
+//! only with it, and the kubelet turns it Ready as soon as the condition is set (no probe period to wait
+//! for), so `kompi up --wait`, `kompi run` and `kubectl wait --for=condition=Ready` watch one condition and
+//! never exec into the pod. A scale-up makes the master unready as soon as the new pods exist, long
+//! before they can be listed, so a watcher never takes the old readiness for the new workers'.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -33,6 +35,8 @@ const MESSAGE_EVERY: Duration = Duration::from_secs(2);
 pub struct Listing {
     /// The listed workers' host names.
     pub workers: Vec<String>,
+    /// Worker pods that exist but are not listed yet (they do not serve).
+    pub starting: Vec<String>,
     /// Every initial worker has been listed once.
     pub complete: bool,
     /// How many workers the cluster started with.
@@ -74,7 +78,8 @@ pub async fn hold(pods: Api<Pod>, cluster: ClusterName, port: u16, mut listings:
                 Err(_) => {}
             }
         }
-        let settled = said.as_ref() == Some(&verdict) && (verdict.reachable || !listing.complete);
+        // Only unanswered probes are worth retrying; anything else changes with the next listing.
+        let settled = said.as_ref() == Some(&verdict) && (verdict.reachable || !listing.complete || !listing.starting.is_empty());
         if settled {
             retry = FIRST_RETRY;
             if listings.changed().await.is_err() {
@@ -95,6 +100,10 @@ pub async fn judge(listing: &Listing, port: u16, answered: &mut BTreeSet<String>
     answered.retain(|host| listing.workers.contains(host));
     if !listing.complete {
         let message = format!("the hostfile lists {} of the {} initial workers", listing.workers.len(), listing.initial);
+        return Verdict { reachable: false, message };
+    }
+    if !listing.starting.is_empty() {
+        let message = format!("{} workers are starting and not listed yet: {}", listing.starting.len(), listing.starting.join(", "));
         return Verdict { reachable: false, message };
     }
     let unknown: Vec<String> = listing.workers.iter().filter(|h| !answered.contains(*h)).cloned().collect();
@@ -139,7 +148,7 @@ mod tests {
     use super::*;
 
     fn listing(workers: &[&str], complete: bool) -> Listing {
-        Listing { workers: workers.iter().map(|w| w.to_string()).collect(), complete, initial: 2 }
+        Listing { workers: workers.iter().map(|w| w.to_string()).collect(), starting: vec![], complete, initial: 2 }
     }
 
     #[tokio::test(flavor = "current_thread")]
@@ -157,6 +166,10 @@ mod tests {
         let verdict = judge(&listing(&["127.0.0.1", "127.0.0.2"], true), port, &mut answered).await;
         assert!(!verdict.reachable);
         assert_eq!(verdict.message, format!("1 of 2 listed workers do not answer on port {port}: 127.0.0.2 (connection refused)"));
+
+        // A worker pod that exists but is not listed yet holds the master back: a scale-up in progress.
+        let scaling = Listing { starting: vec!["c-worker-2".into()], ..listing(&["127.0.0.1"], true) };
+        assert_eq!(judge(&scaling, port, &mut answered).await, Verdict { reachable: false, message: "1 workers are starting and not listed yet: c-worker-2".into() });
 
         // Trusted while listed, probed again once it was dropped and is listed anew.
         drop(listener);

@@ -30,7 +30,7 @@ pub fn worker_events(api: Api<Pod>, selector: &str) -> impl Stream<Item = Result
 /// Returns only with `once` after the first complete hostfile, or on a write error.
 pub async fn follow_workers(
     events: impl Stream<Item = Result<Event<Pod>, watcher::Error>>,
-    entries: impl Fn(&Store<Pod>) -> Vec<HostEntry>,
+    membership: impl Fn(&Store<Pod>) -> (Vec<HostEntry>, Vec<String>),
     publisher: &mut Publisher,
     once: bool,
 ) -> Result<(), HostfileError> {
@@ -60,7 +60,8 @@ pub async fn follow_workers(
             info!("the watch of the worker pods resumed");
             failing = false;
         }
-        publisher.publish(&entries(&store))?;
+        let (entries, starting) = membership(&store);
+        publisher.publish(&entries, starting)?;
         if once && publisher.is_complete() {
             info!("the hostfile is complete; no longer following the workers (--once)");
             return Ok(());
@@ -159,7 +160,7 @@ mod tests {
             let pods = store.state();
             let listed = entries_of_pods(&cluster, 1, 1, pods.iter().map(|p| &**p));
             seen.borrow_mut().push(hostfile(MpiImplementation::Mpich, &listed).lines().skip(1).collect::<Vec<_>>().join(" "));
-            listed
+            (listed, Vec::new())
         };
         let stream = futures::stream::iter(events.into_iter().map(Ok));
         follow_workers(stream, entries, &mut publisher, false).await.unwrap();
