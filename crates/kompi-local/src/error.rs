@@ -11,6 +11,12 @@ pub enum LocalError {
     #[error("local cluster {name:?} is already up; `kompi local down {name}` removes it first")]
     AlreadyUp { name: String },
     #[error("{0}")]
+    InUse(String),
+    #[error("{} is {reason}: kompi local acts as root on what it holds, so it must be a directory owned by root and writable only by root (`chown root`, `chmod go-w`, or choose another --state-dir)", path.display())]
+    Unsafe { path: PathBuf, reason: String },
+    #[error("refusing to remove {}: {reason}; it is not a kompi cluster's state, so remove it yourself if it is yours", dir.display())]
+    NotOurs { dir: PathBuf, reason: String },
+    #[error("{0}")]
     Invalid(String),
     #[error("{}", .0)]
     Spec(#[from] kompi_spec::SpecError),
@@ -36,7 +42,7 @@ impl LocalError {
     /// What a script may want to tell apart.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            LocalError::Invalid(_) | LocalError::Spec(_) => ErrorKind::InvalidInput,
+            LocalError::Invalid(_) | LocalError::Spec(_) | LocalError::Unsafe { .. } => ErrorKind::InvalidInput,
             LocalError::NotRoot => ErrorKind::Forbidden,
             LocalError::NotFound { .. } => ErrorKind::NotFound,
             LocalError::CommandNotFound { .. } => ErrorKind::CommandNotFound,

@@ -3,6 +3,7 @@
 //! trying kompi and debugging MPI programs without Kubernetes, and for CI runs of real Open MPI.
 
 mod error;
+mod files;
 pub mod net;
 mod node;
 pub mod ops;

@@ -32,7 +32,7 @@ pub struct Launch {
 /// local commands are).
 pub fn launch(l: &Launch) -> Result<ProcessId, LocalError> {
     let netns = File::open(&l.netns).map_err(|e| LocalError::io(format!("opening {}", l.netns.display()), e))?;
-    let log = File::create(&l.log).map_err(|e| LocalError::io(format!("creating {}", l.log.display()), e))?;
+    let log = crate::files::create_new(&l.log, 0o600)?;
     let log_err = log.try_clone().map_err(|e| LocalError::io("duplicating the log file", e))?;
     let hostname = l.hostname.clone();
     let binds = l.binds.clone();

@@ -2,7 +2,7 @@
 
 use std::ffi::OsString;
 use std::net::{SocketAddr, TcpStream};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -14,6 +14,7 @@ use kompi_spec::{ClusterName, Request, Source, SshKeyPair};
 use serde::Serialize;
 
 use crate::error::LocalError;
+use crate::files;
 use crate::net;
 use crate::node::{self, Launch};
 use crate::plan::{Plan, Subnet, plan};
@@ -32,18 +33,35 @@ impl Context<'_> {
         self.state_base.clone().unwrap_or_else(crate::state::default_base)
     }
 
-    fn dir(&self, name: &str) -> StateDir {
-        StateDir { root: self.base().join(name) }
+    /// The state directory of `name`, after checking that the base and it are root's alone. Its
+    /// path is absolute: it names the cluster in the machine-wide name claims.
+    fn dir(&self, name: &ClusterName) -> Result<StateDir, LocalError> {
+        let base = self.base();
+        if !base.exists() {
+            return Err(LocalError::NotFound { name: name.to_string(), dir: StateDir::new(&base, name).root });
+        }
+        files::check_root_only(&base)?;
+        let base = std::fs::canonicalize(&base).map_err(|e| LocalError::io(format!("resolving {}", base.display()), e))?;
+        let dir = StateDir::new(&base, name);
+        if dir.exists() {
+            files::check_root_only(&dir.root)?;
+        }
+        Ok(dir)
     }
 
-    fn existing(&self, name: &str) -> Result<(StateDir, ClusterState), LocalError> {
-        let dir = self.dir(name);
+    fn existing(&self, name: &ClusterName) -> Result<(StateDir, ClusterState), LocalError> {
+        let dir = self.dir(name)?;
         if !dir.exists() {
-            return Err(LocalError::NotFound { name: name.into(), dir: dir.root });
+            return Err(LocalError::NotFound { name: name.to_string(), dir: dir.root });
         }
-        let state = dir.load()?;
+        let state = dir.load(name)?;
         Ok((dir, state))
     }
+}
+
+/// NAME as a cluster name (the Kubernetes commands' rule), checked before any path is built from it.
+pub fn cluster_name(name: &str) -> Result<ClusterName, LocalError> {
+    ClusterName::new(name).map_err(|m| LocalError::Invalid(format!("invalid cluster name: {m}")))
 }
 
 pub struct UpOptions {
@@ -62,30 +80,36 @@ pub fn require_root() -> Result<(), LocalError> {
     if nix::unistd::geteuid().is_root() { Ok(()) } else { Err(LocalError::NotRoot) }
 }
 
-/// Creates the cluster and waits until every node's sshd answers; on any failure removes everything it
-/// made, so there is never a half-made cluster.
+/// Creates the cluster and waits until every node's sshd answers. The machine-wide lock is held
+/// throughout; on any failure exactly what this `up` made is removed again, so there is never a
+/// half-made cluster and never a loss of someone else's.
 pub fn up(ctx: &mut Context, opts: &UpOptions) -> Result<ClusterState, LocalError> {
+    let name = cluster_name(&opts.name)?;
     let mut sources = opts.sources.clone();
     if let Some(n) = opts.workers {
         sources.push(Source::Set(format!("mpiWorkers.num={n}")));
     }
-    let spec = kompi_spec::load(&Request { name: &opts.name, namespace: "default", sources: &sources, require_ssh_key: false })?.spec;
+    let spec = kompi_spec::load(&Request { name: name.as_str(), namespace: "default", sources: &sources, require_ssh_key: false })?.spec;
     require_root()?;
-    let dir = ctx.dir(&opts.name);
+    let base = ctx.base();
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&base).map_err(|e| LocalError::io(format!("creating {}", base.display()), e))?;
+    let _lock = net::lock(ctx.progress)?;
+    let dir = ctx.dir(&name)?;
     if dir.exists() {
-        match dir.load() {
-            Ok(state) if state.nodes.iter().any(|(_, p)| p.alive()) => return Err(LocalError::AlreadyUp { name: opts.name.clone() }),
+        match dir.load(&name) {
+            Ok(state) if state.plan.nodes.iter().any(|n| node_process(&state, &n.name).is_some()) => {
+                return Err(LocalError::AlreadyUp { name: name.to_string() });
+            }
             _ => {
-                (ctx.progress)(&format!("removing the remains of an earlier {} (state in {})", opts.name, dir.root.display()));
-                down(ctx, &opts.name)?;
+                (ctx.progress)(&format!("removing the remains of an earlier {name} (state in {})", dir.root.display()));
+                remove(ctx, &dir, &name)?;
             }
         }
     }
-    // Clusters started at the same time must not pick the same network: choose and create it under a
-    // machine-wide lock.
-    let lock = net::lock()?;
     let (subnet, bridge) = network_for(ctx, opts)?;
     let plan = plan(&spec.name, spec.workers.count, subnet, &bridge).map_err(LocalError::Invalid)?;
+    check_names_free(&plan)?;
+    net::claim(&plan, &dir.root)?;
     let mut state = ClusterState {
         plan,
         ssh_port: spec.ssh_port,
@@ -94,11 +118,17 @@ pub fn up(ctx: &mut Context, opts: &UpOptions) -> Result<ClusterState, LocalErro
         worker_slots: spec.workers.pod.slots,
         nodes: Vec::new(),
     };
-    prepare_state_dir(&dir, &state, spec.ssh_key.as_ref())?;
-    let result = start(ctx, &dir, &mut state, &spec, opts, lock);
+    if let Err(e) = dir.create(&name) {
+        net::release_all(&dir.root);
+        return Err(e);
+    }
+    // From here on, a failure removes exactly what this `up` made: its processes, the namespaces and
+    // interfaces it created (`made`), its state directory; and releases its names.
+    let mut made = Vec::new();
+    let result = prepare_state_dir(&dir, &state, spec.ssh_key.as_ref()).and_then(|()| start(ctx, &dir, &mut state, &mut made, &spec, opts));
     if let Err(e) = result {
         (ctx.progress)(&format!("{e}; removing what was created"));
-        let _ = down(ctx, &opts.name);
+        teardown(&dir, Some(&state), Some(&made));
         return Err(e);
     }
     Ok(state)
@@ -108,9 +138,9 @@ fn start(
     ctx: &mut Context,
     dir: &StateDir,
     state: &mut ClusterState,
+    made: &mut Vec<net::NetResource>,
     spec: &kompi_spec::ClusterSpec,
     opts: &UpOptions,
-    lock: net::Lock,
 ) -> Result<(), LocalError> {
     let plan = state.plan.clone();
     (ctx.progress)(&format!(
@@ -120,8 +150,7 @@ fn start(
         plan.subnet,
         plan.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(" ")
     ));
-    net::create(&plan)?;
-    drop(lock);
+    net::create(&plan, made)?;
     let home = home_dir();
     for n in &plan.nodes {
         let mut init = init_command(spec, n.role());
@@ -151,11 +180,15 @@ fn start(
 /// The subnet and bridge: as given, or the first 10.250.<i>.0/24 and kompi<i> that no other local
 /// cluster, route or interface uses.
 fn network_for(ctx: &Context, opts: &UpOptions) -> Result<(Subnet, String), LocalError> {
-    let others: Vec<ClusterState> = crate::state::list(&ctx.base()).into_iter().filter_map(|(_, d)| d.load().ok()).collect();
+    let others: Vec<ClusterState> = crate::state::list(&ctx.base()).into_iter().filter_map(|(_, d)| d.read().ok()).collect();
     let routes: Vec<Subnet> = net::host_routes().iter().filter_map(|r| Subnet::parse(r).ok()).collect();
     let links = net::host_links();
     let taken_subnet = |s: Subnet| others.iter().any(|o| o.plan.subnet.overlaps(s)) || routes.iter().any(|r| r.overlaps(s));
-    let taken_bridge = |b: &str| others.iter().any(|o| o.plan.bridge == b) || links.iter().any(|l| l == b);
+    // The bridge's name, or one of its veths' (<bridge>-<i>).
+    let taken_bridge = |b: &str| {
+        let is_veth_of = |l: &str| l.strip_prefix(b).and_then(|r| r.strip_prefix('-')).is_some_and(|i| i.bytes().all(|c| c.is_ascii_digit()));
+        others.iter().any(|o| o.plan.bridge == b) || links.iter().any(|l| l == b || is_veth_of(l)) || net::is_claimed(&net::NetResource::Bridge(b.into()))
+    };
     if let Some(s) = opts.subnet
         && taken_subnet(s)
     {
@@ -164,7 +197,7 @@ fn network_for(ctx: &Context, opts: &UpOptions) -> Result<(Subnet, String), Loca
     if let Some(b) = &opts.bridge
         && taken_bridge(b)
     {
-        return Err(LocalError::Invalid(format!("--bridge {b}: an interface of that name exists already")));
+        return Err(LocalError::Invalid(format!("--bridge {b}: an interface of that name (or one named {b}-<i>) exists already")));
     }
     for i in 0..=255u8 {
         let subnet = opts.subnet.unwrap_or(Subnet { base: std::net::Ipv4Addr::new(10, 250, i, 0), prefix: 24 });
@@ -176,18 +209,33 @@ fn network_for(ctx: &Context, opts: &UpOptions) -> Result<(Subnet, String), Loca
     Err(LocalError::Invalid("no free 10.250.<i>.0/24 network: pass --subnet and --bridge".into()))
 }
 
+/// Network namespace names are machine-wide: one already in /run/netns that no local cluster
+/// claims belongs to someone else and is never reused or removed (claimed names are refused by
+/// `net::claim`, naming their cluster).
+fn check_names_free(plan: &Plan) -> Result<(), LocalError> {
+    let taken = net::namespaces();
+    if let Some(n) = plan.nodes.iter().find(|n| taken.contains(&n.name) && !net::is_claimed(&net::NetResource::Namespace(n.name.clone()))) {
+        return Err(LocalError::InUse(format!(
+            "network namespace {} exists already and is not kompi's (see `ip netns list`); nothing was changed",
+            n.name
+        )));
+    }
+    Ok(())
+}
+
 fn prepare_state_dir(dir: &StateDir, state: &ClusterState, key: Option<&SshKeyPair>) -> Result<(), LocalError> {
+    // The state's directory tree is new (made by `up` just now); the running user's dot-directories
+    // are the bind mounts' targets and may exist.
     let mkdir = |path: &Path| {
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path).map_err(|e| LocalError::io(format!("creating {}", path.display()), e))
     };
-    mkdir(&dir.root)?;
-    mkdir(&dir.key_dir())?;
+    dir.save(state)?;
+    files::create_dir(&dir.key_dir())?;
     for n in &state.plan.nodes {
         for sub in PRIVATE_HOME_DIRS {
             mkdir(&dir.node_dir(&n.name).join(sub))?;
         }
     }
-    // Bind mounts need their targets: the running user's own dot-directories (created empty if absent).
     let home = home_dir();
     for sub in PRIVATE_HOME_DIRS {
         mkdir(&home.join(sub))?;
@@ -203,23 +251,9 @@ fn prepare_state_dir(dir: &StateDir, state: &ClusterState, key: Option<&SshKeyPa
     };
     let public = format!("{public}\n");
     for (file, text) in [("id_rsa", private), ("id_rsa.pub", public.as_str()), ("authorized_keys", public.as_str())] {
-        write_private(&dir.key_dir().join(file), text)?;
+        files::replace(&dir.key_dir().join(file), text.as_bytes(), 0o600)?;
     }
-    write_private(&dir.hosts(), &state.plan.hosts_file())?;
-    std::fs::set_permissions(dir.hosts(), std::fs::Permissions::from_mode(0o644)).map_err(|e| LocalError::io("chmod hosts", e))?;
-    dir.save(state)
-}
-
-fn write_private(path: &Path, text: &str) -> Result<(), LocalError> {
-    use std::io::Write;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| LocalError::io(format!("writing {}", path.display()), e))?;
-    f.write_all(text.as_bytes()).map_err(|e| LocalError::io(format!("writing {}", path.display()), e))
+    files::replace(&dir.hosts(), state.plan.hosts_file().as_bytes(), 0o644)
 }
 
 fn wait_for_sshd(ctx: &mut Context, dir: &StateDir, state: &ClusterState, timeout: Duration) -> Result<(), LocalError> {
@@ -269,39 +303,100 @@ fn write_hostfile(dir: &StateDir, state: &ClusterState) -> Result<(), LocalError
 }
 
 /// Stops every node (and anything else left in its network namespace), removes the network and the
-/// state. Safe to repeat, and after kompi itself crashed.
+/// state. Safe to repeat, and after kompi itself crashed, even half-way through `up`. Removes only
+/// a state directory that is provably kompi's: its cluster.json names this cluster, or `up` marked it.
 pub fn down(ctx: &mut Context, name: &str) -> Result<Vec<String>, LocalError> {
+    let name = cluster_name(name)?;
     require_root()?;
-    let dir = ctx.dir(name);
+    let base = ctx.base();
+    if !base.exists() {
+        return Ok(Vec::new());
+    }
+    let _lock = net::lock(ctx.progress)?;
+    let dir = ctx.dir(&name)?;
     if !dir.exists() {
         return Ok(Vec::new());
     }
-    let mut removed = Vec::new();
-    match dir.load() {
-        Ok(state) => {
-            for n in &state.plan.nodes {
-                let mut stopped = 0;
-                if let Some(p) = state.pid_of(&n.name).filter(|p| p.alive()) {
-                    p.stop(Duration::from_secs(5));
-                    stopped += 1;
-                }
-                if let Some(inode) = proc::namespace_inode(&net::namespace_path(&n.name)) {
-                    for p in proc::in_network_namespace(inode) {
-                        p.stop(Duration::from_secs(1));
-                        stopped += 1;
-                    }
-                }
-                if stopped > 0 {
-                    removed.push(format!("{stopped} process(es) of node {}", n.name));
-                }
-            }
-            removed.extend(net::remove(&state.plan));
+    remove(ctx, &dir, &name)
+}
+
+/// `down` under the lock.
+fn remove(ctx: &mut Context, dir: &StateDir, name: &ClusterName) -> Result<Vec<String>, LocalError> {
+    let state = match dir.read() {
+        Ok(state) if state.plan.cluster == name.as_str() => {
+            state.verify(name).map_err(|reason| LocalError::Corrupt { path: dir.file(), reason: format!("{reason}; nothing was removed") })?;
+            Some(state)
         }
-        Err(e) => (ctx.progress)(&format!("{e}: removing the state directory only")),
+        Ok(state) => return Err(LocalError::NotOurs { dir: dir.root.clone(), reason: format!("its cluster.json names cluster {:?}, not {name}", state.plan.cluster) }),
+        Err(e) if dir.is_marked(name) => {
+            (ctx.progress)(&format!("{e}: removing the state directory only"));
+            None
+        }
+        Err(_) => {
+            return Err(LocalError::NotOurs {
+                dir: dir.root.clone(),
+                reason: format!("it holds neither a cluster.json of {name} nor the marker `kompi local up` writes"),
+            });
+        }
+    };
+    let mut removed = teardown(dir, state.as_ref(), None);
+    let left: Vec<String> = state.iter().flat_map(|s| s.plan.resources()).filter(|r| r.owner().as_ref() == Some(&dir.root) && net::exists(r)).map(|r| r.to_string()).collect();
+    if !left.is_empty() || dir.exists() {
+        let what = if left.is_empty() { dir.root.display().to_string() } else { left.join(", ") };
+        return Err(LocalError::InUse(format!("could not remove {what} (removed: {}); `kompi local down {name}` tries again", removed.join(", "))));
     }
-    std::fs::remove_dir_all(&dir.root).map_err(|e| LocalError::io(format!("removing {}", dir.root.display()), e))?;
     removed.push(format!("state directory {}", dir.root.display()));
     Ok(removed)
+}
+
+/// Removes the cluster's processes, then the namespaces and interfaces it claimed (`only` those a
+/// failing `up` made), then the directory.
+fn teardown(dir: &StateDir, state: Option<&ClusterState>, only: Option<&[net::NetResource]>) -> Vec<String> {
+    let mut removed = Vec::new();
+    if let Some(state) = state {
+        for n in &state.plan.nodes {
+            if net::NetResource::Namespace(n.name.clone()).owner().as_deref() != Some(dir.root.as_path()) {
+                continue;
+            }
+            let mut stopped = 0;
+            if let Some(p) = node_process(state, &n.name) {
+                p.stop(Duration::from_secs(5));
+                stopped += 1;
+            }
+            if let Some(inode) = node_namespace(&n.name) {
+                for p in proc::in_network_namespace(inode) {
+                    p.stop(Duration::from_secs(1));
+                    stopped += 1;
+                }
+            }
+            if stopped > 0 {
+                removed.push(format!("{stopped} process(es) of node {}", n.name));
+            }
+        }
+        removed.extend(net::remove(&state.plan, &dir.root, only));
+    }
+    // The state directory names what is still claimed: it stays while anything claimed does.
+    let still_claimed = state.is_some_and(|s| s.plan.resources().iter().any(|r| r.owner().as_ref() == Some(&dir.root)));
+    if !still_claimed {
+        net::release_all(&dir.root);
+        // std's remove_dir_all does not follow symlinks inside the tree.
+        let _ = std::fs::remove_dir_all(&dir.root);
+    }
+    removed
+}
+
+/// The inode of a node's network namespace, unless it is the host's (a namespace file bind-mounted
+/// from the host would otherwise make `down` stop the host's processes).
+fn node_namespace(node: &str) -> Option<u64> {
+    proc::namespace_inode(&net::namespace_path(node)).filter(|inode| !proc::is_host_network_namespace(*inode))
+}
+
+/// A node's `kompi init`, trusted only while it runs in that node's own network namespace: a pid
+/// read back from the state never leads to a process elsewhere.
+fn node_process(state: &ClusterState, node: &str) -> Option<ProcessId> {
+    let process = state.pid_of(node).filter(|p| p.alive())?;
+    let netns = node_namespace(node)?;
+    (process.network_namespace() == Some(netns)).then_some(process)
 }
 
 pub struct RunOptions {
@@ -322,8 +417,9 @@ pub struct Outcome {
 
 /// `mpiexec` on the master node with the cluster's hostfile; output streams through.
 pub fn run(ctx: &mut Context, opts: &RunOptions) -> Result<Outcome, LocalError> {
+    let name = cluster_name(&opts.name)?;
     require_root()?;
-    let (dir, state) = ctx.existing(&opts.name)?;
+    let (dir, state) = ctx.existing(&name)?;
     check_nodes(&state)?;
     let launch = launcher::Launch { np: opts.np, npernode: opts.npernode, mca: &opts.mca, command: &opts.command };
     let args = mpiexec(state.mpi, &dir.hostfile().display().to_string(), &launch).map_err(LocalError::Invalid)?;
@@ -335,8 +431,9 @@ pub fn run(ctx: &mut Context, opts: &RunOptions) -> Result<Outcome, LocalError> 
 
 /// Any command on one node (the master by default).
 pub fn exec(ctx: &mut Context, name: &str, node: Option<&str>, command: &[String]) -> Result<Outcome, LocalError> {
+    let name = cluster_name(name)?;
     require_root()?;
-    let (_, state) = ctx.existing(name)?;
+    let (_, state) = ctx.existing(&name)?;
     let node = match node {
         None => state.plan.master().name.clone(),
         Some(n) => resolve_node(&state.plan, n)?,
@@ -362,12 +459,12 @@ fn check_nodes(state: &ClusterState) -> Result<(), LocalError> {
 }
 
 fn dead_nodes(state: &ClusterState) -> Vec<String> {
-    state.nodes.iter().filter(|(_, p)| !p.alive()).map(|(n, _)| n.clone()).collect()
+    state.plan.nodes.iter().filter(|n| node_process(state, &n.name).is_none()).map(|n| n.name.clone()).collect()
 }
 
 fn run_in_node(node: &str, state: &ClusterState, argv: &[String]) -> Result<i32, LocalError> {
     let (program, args) = argv.split_first().ok_or_else(|| LocalError::Invalid("no command given (put it after --)".into()))?;
-    let process = state.pid_of(node).ok_or_else(|| LocalError::NodeDown { node: node.to_string() })?;
+    let process = node_process(state, node).ok_or_else(|| LocalError::NodeDown { node: node.to_string() })?;
     node::enter(node, process)?;
     crate::signals::run_forwarding(program, args).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => LocalError::CommandNotFound { program: program.clone(), node: node.to_string() },
@@ -397,19 +494,20 @@ pub struct ClusterStatus {
 }
 
 pub fn status(ctx: &mut Context, name: &str) -> Result<ClusterStatus, LocalError> {
-    let (dir, state) = ctx.existing(name)?;
+    let name = cluster_name(name)?;
+    let (dir, state) = ctx.existing(&name)?;
     let nodes = state
         .plan
         .nodes
         .iter()
         .map(|n| {
-            let process = state.pid_of(&n.name);
+            let process = node_process(&state, &n.name);
             NodeStatus {
                 name: n.name.clone(),
                 role: n.role().as_str(),
                 address: n.address.to_string(),
                 pid: process.map_or(0, |p| p.pid),
-                running: process.is_some_and(ProcessId::alive),
+                running: process.is_some(),
                 ssh_ready: TcpStream::connect_timeout(&SocketAddr::from((n.address, state.ssh_port)), Duration::from_millis(300)).is_ok(),
             }
         })
@@ -433,19 +531,25 @@ pub struct ClusterSummary {
     pub subnet: String,
 }
 
-pub fn list(ctx: &Context) -> Vec<ClusterSummary> {
-    crate::state::list(&ctx.base())
+/// The clusters under the state base; one whose state is unsafe or damaged shows "?" as its subnet.
+pub fn list(ctx: &Context) -> Result<Vec<ClusterSummary>, LocalError> {
+    let base = ctx.base();
+    if !base.exists() {
+        return Ok(Vec::new());
+    }
+    files::check_root_only(&base)?;
+    Ok(crate::state::list(&base)
         .into_iter()
-        .map(|(name, dir)| match dir.load() {
+        .map(|(name, dir)| match files::check_root_only(&dir.root).and_then(|()| dir.load(&name)) {
             Ok(s) => ClusterSummary {
-                name,
+                name: name.to_string(),
                 nodes: s.plan.nodes.len(),
-                running: s.nodes.iter().filter(|(_, p)| p.alive()).count(),
+                running: s.plan.nodes.iter().filter(|n| node_process(&s, &n.name).is_some()).count(),
                 subnet: s.plan.subnet.to_string(),
             },
-            Err(_) => ClusterSummary { name, nodes: 0, running: 0, subnet: "?".into() },
+            Err(_) => ClusterSummary { name: name.to_string(), nodes: 0, running: 0, subnet: "?".into() },
         })
-        .collect()
+        .collect())
 }
 
 #[cfg(test)]

@@ -7,6 +7,8 @@ use kompi_render::command::Role;
 use kompi_spec::ClusterName;
 use serde::{Deserialize, Serialize};
 
+use crate::net::NetResource;
+
 /// Linux interface names hold at most 15 bytes.
 const IFNAMSIZ: usize = 15;
 
@@ -124,6 +126,13 @@ impl Plan {
 
     pub fn node(&self, name: &str) -> Option<&NodePlan> {
         self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// Every namespace, veth and the bridge this plan makes, in the order they are created.
+    pub fn resources(&self) -> Vec<NetResource> {
+        let namespaces = self.nodes.iter().map(|n| NetResource::Namespace(n.name.clone()));
+        let veths = self.nodes.iter().map(|n| NetResource::Veth(n.host_veth.clone()));
+        namespaces.chain(std::iter::once(NetResource::Bridge(self.bridge.clone()))).chain(veths).collect()
     }
 
     /// /etc/hosts of every node: each node by its short name and by `<name>.<cluster>`, the names a

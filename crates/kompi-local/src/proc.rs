@@ -24,6 +24,11 @@ impl ProcessId {
         start_time(self.pid) == Some(self.start_time)
     }
 
+    /// The inode of its network namespace.
+    pub fn network_namespace(self) -> Option<u64> {
+        namespace_inode(Path::new(&format!("/proc/{}/ns/net", self.pid)))
+    }
+
     /// SIGTERM, then SIGKILL after `grace`; returns once it is gone.
     pub fn stop(self, grace: Duration) {
         if !self.alive() {
@@ -59,6 +64,12 @@ fn start_time(pid: i32) -> Option<u64> {
 pub fn namespace_inode(path: &Path) -> Option<u64> {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(path).ok().map(|m| m.ino())
+}
+
+/// Whether a network namespace is the one kompi itself or PID 1 runs in: the host's, whose
+/// processes a local cluster's `down` must never touch.
+pub fn is_host_network_namespace(inode: u64) -> bool {
+    ["/proc/self/ns/net", "/proc/1/ns/net"].iter().any(|p| namespace_inode(Path::new(p)) == Some(inode))
 }
 
 /// Every process whose network namespace is the given one.

@@ -226,6 +226,230 @@ fn without_root_it_says_so() {
     assert!(err(&out).contains("kompi local needs root"), "{}", err(&out));
 }
 
+/// `kompi local --state-dir BASE ARGS...`.
+fn local_in(base: &Path, args: &[&str]) -> Output {
+    kompi().arg("local").arg("--state-dir").arg(base).args(args).output().unwrap()
+}
+
+fn netns_names() -> Vec<String> {
+    std::fs::read_dir("/run/netns").into_iter().flatten().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect()
+}
+
+fn links() -> Vec<String> {
+    std::fs::read_dir("/sys/class/net").unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect()
+}
+
+/// Nothing of cluster `name` is left on the machine: no namespace, no process in one, no state.
+fn assert_nothing_left(name: &str, base: &Path) {
+    let left: Vec<String> = netns_names().into_iter().filter(|n| n.starts_with(&format!("{name}-"))).collect();
+    assert!(left.is_empty(), "namespaces left behind: {left:?}");
+    let claims: Vec<String> = std::fs::read_dir("/run/kompi-local/claims")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|c| c.starts_with(&format!("netns.{name}-")))
+        .collect();
+    assert!(claims.is_empty(), "names still claimed: {claims:?}");
+    assert!(!base.join(name).exists(), "the state directory is still there");
+}
+
+fn names_that_are_paths_are_refused_and_nothing_is_touched() {
+    // The bug this guards against: `kompi local down /tmp/victim` removed the user's directory.
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().join("state");
+    std::fs::create_dir(&base).unwrap();
+    let victim = tmp.path().join("victim");
+    std::fs::create_dir(&victim).unwrap();
+    std::fs::write(victim.join("thesis.tex"), "years of work\n").unwrap();
+    std::fs::write(tmp.path().join("beside-the-base"), "mine\n").unwrap();
+    let victim_path = victim.display().to_string();
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    for name in [victim_path.as_str(), "..", "~", home.as_str(), "../victim", ".", "Demo", "a/b", ""] {
+        for verb in [&["down", name][..], &["status", name], &["up", name], &["run", name, "--", "true"], &["exec", name, "--", "true"]] {
+            let out = local_in(&base, verb);
+            assert_eq!(out.status.code(), Some(2), "{verb:?}: {}", err(&out));
+            let said = err(&out);
+            let lines: Vec<&str> = said.lines().collect();
+            assert_eq!(lines.len(), 1, "{verb:?}: one line expected: {said}");
+            assert!(lines[0].contains("invalid cluster name"), "{verb:?}: {}", lines[0]);
+        }
+    }
+    let out = local_in(&base, &["status", "../x"]);
+    assert_eq!(out.status.code(), Some(2), "{}", err(&out));
+    assert_eq!(std::fs::read_to_string(victim.join("thesis.tex")).unwrap(), "years of work\n");
+    assert_eq!(std::fs::read_to_string(tmp.path().join("beside-the-base")).unwrap(), "mine\n");
+    assert!(base.is_dir());
+}
+
+fn down_removes_only_a_directory_kompi_made() {
+    let base = tempfile::tempdir().unwrap();
+    let dir = base.path().join("demo");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("notes.txt"), "mine\n").unwrap();
+    let out = local_in(base.path(), &["down", "demo"]);
+    assert_eq!(out.status.code(), Some(1), "{}", err(&out));
+    assert!(err(&out).contains("refusing to remove") && err(&out).contains("marker"), "{}", err(&out));
+    // A cluster.json that is not kompi's, or names another cluster, proves nothing either.
+    for json in ["not json", r#"{"plan": {"cluster": "other"}}"#] {
+        std::fs::write(dir.join("cluster.json"), json).unwrap();
+        let out = local_in(base.path(), &["down", "demo"]);
+        assert_eq!(out.status.code(), Some(1), "{json}: {}", err(&out));
+        assert!(err(&out).contains("refusing to remove"), "{}", err(&out));
+    }
+    assert_eq!(std::fs::read_to_string(dir.join("notes.txt")).unwrap(), "mine\n");
+    let out = local_in(base.path(), &["up", "demo", "--workers", "1"]);
+    assert_eq!(out.status.code(), Some(1), "up must not clear a directory it did not make: {}", err(&out));
+    assert!(dir.join("notes.txt").exists());
+}
+
+fn a_state_directory_others_can_write_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().join("state");
+    std::fs::create_dir(&base).unwrap();
+    std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o777)).unwrap();
+    for verb in [&["up", "lunsafe", "--workers", "1"][..], &["down", "lunsafe"], &["status", "lunsafe"], &["list"], &["exec", "lunsafe", "--", "true"]] {
+        let out = local_in(&base, verb);
+        assert_eq!(out.status.code(), Some(2), "{verb:?}: {}", err(&out));
+        assert!(err(&out).contains("writable by everyone") && err(&out).contains("owned by root"), "{verb:?}: {}", err(&out));
+    }
+    assert!(!netns_names().iter().any(|n| n.starts_with("lunsafe-")));
+    // A cluster's own directory, owned by another user (who could rewrite its cluster.json).
+    std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let dir = base.join("lunsafe");
+    std::fs::create_dir(&dir).unwrap();
+    nix::unistd::chown(&dir, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+    let out = local_in(&base, &["down", "lunsafe"]);
+    assert_eq!(out.status.code(), Some(2), "{}", err(&out));
+    assert!(err(&out).contains("owned by uid 65534"), "{}", err(&out));
+    assert!(dir.exists());
+    // A base that is a symlink.
+    let link = tmp.path().join("link");
+    std::os::unix::fs::symlink(&base, &link).unwrap();
+    let out = local_in(&link, &["status", "lunsafe"]);
+    assert_eq!(out.status.code(), Some(2), "{}", err(&out));
+    assert!(err(&out).contains("symbolic link"), "{}", err(&out));
+}
+
+fn a_tampered_state_never_reaches_the_hosts_processes_or_interfaces() {
+    let c = Cluster::up("ltamper", 1);
+    let file = c.state.path().join("ltamper/cluster.json");
+    let original = std::fs::read_to_string(&file).unwrap();
+    let mut host = Command::new("sleep").arg("600").spawn().unwrap();
+    let host_id = ProcessId::of(host.id() as i32).unwrap();
+    // The master's recorded pid now names a process of the host's network namespace.
+    let mut state: serde_json::Value = serde_json::from_str(&original).unwrap();
+    state["nodes"][0][1] = serde_json::json!({"pid": host_id.pid, "start_time": host_id.start_time});
+    std::fs::write(&file, serde_json::to_string(&state).unwrap()).unwrap();
+    let out = c.kompi(&["exec", "ltamper", "--", "true"]);
+    assert!(!out.status.success(), "exec entered a process that is not the node's: {}", text(&out));
+    let out = c.kompi(&["down", "ltamper"]);
+    assert!(out.status.success(), "{}", err(&out));
+    assert!(host_id.alive(), "down killed a process of the host");
+    assert_nothing_left("ltamper", c.state.path());
+    let _ = host.kill();
+    let _ = host.wait();
+
+    // A bridge and veths renamed consistently to a host bridge (as docker0 would be).
+    let c = Cluster::up("ltamper", 1);
+    let file = c.state.path().join("ltamper/cluster.json");
+    let original = std::fs::read_to_string(&file).unwrap();
+    let host = "ktamper9";
+    for step in [&["link", "add", host, "type", "bridge"][..], &["addr", "add", "10.251.99.1/24", "dev", host]] {
+        assert!(Command::new("ip").args(step).status().unwrap().success(), "ip {step:?}");
+    }
+    let bridge = serde_json::from_str::<serde_json::Value>(&original).unwrap()["plan"]["bridge"].as_str().unwrap().to_string();
+    std::fs::write(&file, original.replace(&format!("\"{bridge}\""), &format!("\"{host}\"")).replace(&format!("\"{bridge}-"), &format!("\"{host}-"))).unwrap();
+    let out = c.kompi(&["down", "ltamper"]);
+    let host_survived = links().iter().any(|l| l == host);
+    let _ = Command::new("ip").args(["link", "delete", host]).status();
+    assert!(host_survived, "down deleted a host interface the state named: {}", text(&out));
+    // Put the state back so the cluster's real network goes too.
+    if c.state.path().join("ltamper").exists() {
+        std::fs::write(&file, &original).unwrap();
+    } else {
+        let _ = Command::new("ip").args(["link", "delete", &bridge]).status();
+    }
+}
+
+fn down_after_a_crash_half_way_through_up_removes_what_it_made() {
+    // Kill `up` at several points: as soon as its state appears, once namespaces exist, once nodes run.
+    for (attempt, wait_for) in ["state", "netns", "node"].into_iter().enumerate() {
+        let name = format!("lcrash{attempt}");
+        let base = tempfile::tempdir().unwrap();
+        let mut up = kompi().arg("local").arg("--state-dir").arg(base.path()).args(["up", &name, "--workers", "2"]).stderr(Stdio::null()).spawn().unwrap();
+        let state_file = base.path().join(&name).join("cluster.json");
+        let reached = || match wait_for {
+            "state" => base.path().join(&name).exists(),
+            "netns" => Path::new(&format!("/run/netns/{name}-worker-0")).exists(),
+            _ => std::fs::read_to_string(&state_file)
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                .is_some_and(|state| state["nodes"].as_array().is_some_and(|n| n.len() >= 2)),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !reached() && up.try_wait().unwrap().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let _ = up.kill();
+        let _ = up.wait();
+        let out = local_in(base.path(), &["down", &name]);
+        assert!(out.status.success(), "after a crash at {wait_for:?}: {}", err(&out));
+        assert_nothing_left(&name, base.path());
+    }
+}
+
+fn two_ups_of_one_name_at_once_leave_one_working_cluster() {
+    for shared_state in [true, false] {
+        let name = if shared_state { "lrace" } else { "lrace2" };
+        let bases = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+        let base_of = |i: usize| if shared_state { bases[0].path() } else { bases[i].path() };
+        let ups: Vec<_> = (0..2)
+            .map(|i| {
+                kompi().arg("local").arg("--state-dir").arg(base_of(i)).args(["up", name, "--workers", "1"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap()
+            })
+            .collect();
+        let outs: Vec<Output> = ups.into_iter().map(|u| u.wait_with_output().unwrap()).collect();
+        let winners: Vec<usize> = (0..2).filter(|i| outs[*i].status.success()).collect();
+        assert_eq!(winners.len(), 1, "exactly one up must succeed: {:?}", outs.iter().map(err).collect::<Vec<_>>());
+        let (winner, loser) = (winners[0], 1 - winners[0]);
+        let said = err(&outs[loser]);
+        assert!(said.contains("already up") || said.contains(&format!("network namespace {name}-master is taken by the local cluster")), "{said}");
+        let run = local_in(base_of(winner), &["run", name, "--np", "2", "--npernode", "1", "--", "hostname"]);
+        assert!(run.status.success(), "the first cluster was disturbed: {}", err(&run));
+        let mut hosts: Vec<&str> = std::str::from_utf8(&run.stdout).unwrap().lines().collect();
+        hosts.sort();
+        assert_eq!(hosts, [format!("{name}-master"), format!("{name}-worker-0")]);
+        let out = local_in(base_of(winner), &["down", name]);
+        assert!(out.status.success(), "{}", err(&out));
+        assert_nothing_left(name, base_of(winner));
+    }
+}
+
+fn a_namespace_name_in_use_is_refused_and_left_alone() {
+    let taken = "ltaken-worker-0";
+    assert!(Command::new("ip").args(["netns", "add", taken]).status().unwrap().success());
+    let base = tempfile::tempdir().unwrap();
+    let out = local_in(base.path(), &["up", "ltaken", "--workers", "1"]);
+    let kept = netns_names().iter().any(|n| n == taken);
+    let _ = Command::new("ip").args(["netns", "delete", taken]).status();
+    assert_eq!(out.status.code(), Some(1), "{}", err(&out));
+    assert!(err(&out).contains("network namespace ltaken-worker-0 exists already"), "{}", err(&out));
+    assert!(kept, "the failing up removed a namespace it had not made");
+    assert_nothing_left("ltaken", base.path());
+}
+
+fn an_up_that_fails_late_removes_everything_it_made() {
+    let base = tempfile::tempdir().unwrap();
+    let out = local_in(base.path(), &["up", "llate", "--workers", "1", "--timeout", "0s", "--bridge", "kllate", "--subnet", "10.251.77.0/24"]);
+    assert_eq!(out.status.code(), Some(1), "{}", err(&out));
+    assert!(err(&out).contains("removing what was created"), "{}", err(&out));
+    assert_nothing_left("llate", base.path());
+    let left: Vec<String> = links().into_iter().filter(|l| l.starts_with("kllate")).collect();
+    assert!(left.is_empty(), "interfaces left behind: {left:?}");
+}
+
 fn main() {
-    harness::main(harness::tests![harness::root => [hello_prints_every_node_once, allreduce_sum_is_right_and_abort_status_propagates, ranks_on_different_nodes_are_not_pinned_to_the_same_cores, exec_returns_the_command_status, a_killed_sshd_is_restarted_by_the_supervisor, killing_a_worker_node_mid_run_fails_the_run_and_names_the_node, down_leaves_no_namespace_veth_bridge_or_process_behind, without_root_it_says_so]]);
+    harness::main(harness::tests![harness::root => [hello_prints_every_node_once, allreduce_sum_is_right_and_abort_status_propagates, ranks_on_different_nodes_are_not_pinned_to_the_same_cores, exec_returns_the_command_status, a_killed_sshd_is_restarted_by_the_supervisor, killing_a_worker_node_mid_run_fails_the_run_and_names_the_node, down_leaves_no_namespace_veth_bridge_or_process_behind, without_root_it_says_so, names_that_are_paths_are_refused_and_nothing_is_touched, down_removes_only_a_directory_kompi_made, a_state_directory_others_can_write_is_refused, a_tampered_state_never_reaches_the_hosts_processes_or_interfaces, down_after_a_crash_half_way_through_up_removes_what_it_made, two_ups_of_one_name_at_once_leave_one_working_cluster, a_namespace_name_in_use_is_refused_and_left_alone, an_up_that_fails_late_removes_everything_it_made]]);
 }

@@ -126,7 +126,7 @@ pub fn run(args: &LocalArgs) -> anyhow::Result<i32> {
             Ok(0)
         }
         LocalCommand::List(a) => {
-            let clusters = kompi_local::list(&ctx);
+            let clusters = kompi_local::list(&ctx).map_err(local)?;
             if a.output == Format::Table {
                 println!("{:<24} {:>6} {:>8}  SUBNET", "NAME", "NODES", "RUNNING");
                 for c in &clusters {
