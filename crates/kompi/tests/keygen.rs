@@ -71,3 +71,36 @@ fn the_written_file_is_accepted_by_template() {
     let out = kompi(dir.path(), &["template", "c", "-f", "ssh-key.yaml", "--show-only", "Secret/c-ssh-key"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn a_symlink_at_the_output_is_replaced_never_written_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+    std::os::unix::fs::symlink(&victim, dir.path().join("k.yaml")).unwrap();
+    let out = kompi(dir.path(), &["keygen", "-o", "k.yaml", "--force"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n", "--force wrote through the symlink");
+    let meta = std::fs::symlink_metadata(dir.path().join("k.yaml")).unwrap();
+    assert!(meta.file_type().is_file());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    // Without --force even a dangling symlink counts as taken, and its target is not created.
+    std::os::unix::fs::symlink(dir.path().join("would-be-created"), dir.path().join("dangling.yaml")).unwrap();
+    let out = kompi(dir.path(), &["keygen", "-o", "dangling.yaml"]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!dir.path().join("would-be-created").exists());
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert!(!names.iter().any(|n| n.starts_with(".kompi")), "a temporary file was left: {names:?}");
+}
+
+#[test]
+fn a_comment_that_would_break_authorized_keys_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for comment in ["x\nssh-ed25519 AAAA attacker", "a\rb", "esc\x1b[2J"] {
+        let out = kompi(dir.path(), &["keygen", "--comment", comment]);
+        assert_eq!(out.status.code(), Some(2), "{comment:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("control character"));
+        assert!(!dir.path().join("ssh-key.yaml").exists());
+    }
+    assert!(kompi(dir.path(), &["keygen", "--comment", "me@host with spaces"]).status.success());
+}

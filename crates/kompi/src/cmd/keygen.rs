@@ -1,8 +1,7 @@
 //! `kompi keygen`: the cluster's ssh key pair as a values file (replaces kube-openmpi's gen-ssh-key.sh).
 
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 use kompi_spec::sshkey::{KeyType, generate, values_yaml};
@@ -33,29 +32,36 @@ pub enum KeyKind {
 }
 
 pub fn run(args: &KeygenArgs) -> anyhow::Result<()> {
+    if let Some(c) = args.comment.chars().find(|c| c.is_control()) {
+        return Err(Exit::invalid(format!(
+            "--comment {:?} contains the control character {c:?}; authorized_keys holds one key per line, so use plain text",
+            args.comment
+        ))
+        .into());
+    }
     let kind = match args.kind {
         KeyKind::Ed25519 => KeyType::Ed25519,
         KeyKind::Rsa => KeyType::Rsa,
     };
     let key = generate(kind, &args.comment, &mut OsRng).map_err(|e| anyhow::anyhow!("generating the key failed: {e}"))?;
     let path = &args.output;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).mode(0o600);
+    let cannot_write = |e: std::io::Error| Exit::new(kompi_spec::ErrorKind::Failed, format!("{}: cannot write: {e}", path.display()));
+    // A new file beside the target (0600 from the start), then moved into place: whatever is at the
+    // path, a symlink included, is replaced rather than written through.
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut temp = tempfile::Builder::new().prefix(".kompi-keygen-").tempfile_in(dir).map_err(cannot_write)?;
+    temp.write_all(values_yaml(&key).as_bytes()).map_err(cannot_write)?;
+    temp.as_file().sync_all().map_err(cannot_write)?;
     if args.force {
-        options.create(true).truncate(true);
+        temp.persist(path).map_err(|e| cannot_write(e.error))?;
     } else {
-        options.create_new(true);
+        temp.persist_noclobber(path).map_err(|e| match e.error.kind() {
+            std::io::ErrorKind::AlreadyExists => {
+                Exit::invalid(format!("{}: already exists; pass --force to replace it (its old key stops working)", path.display()))
+            }
+            _ => cannot_write(e.error),
+        })?;
     }
-    let mut file = options.open(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::AlreadyExists => {
-            Exit::invalid(format!("{}: already exists; pass --force to replace it (its old key stops working)", path.display()))
-        }
-        _ => Exit::new(kompi_spec::ErrorKind::Failed, format!("{}: cannot write: {e}", path.display())),
-    })?;
-    // An existing file keeps its mode when truncated; the key must not stay readable by others.
-    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
-    file.write_all(values_yaml(&key).as_bytes())?;
-    file.sync_all()?;
     println!("wrote {} ({} key, mode 0600)", path.display(), format!("{:?}", args.kind).to_lowercase());
     println!("fingerprint: {}", key.fingerprint);
     println!("use it with: kompi template NAME -n NAMESPACE -f values.yaml -f {}", path.display());
