@@ -167,11 +167,9 @@ fn role(s: &str) -> Role {
     if s == "worker" { Role::Worker } else { Role::Master }
 }
 
+/// Checked again here (defence in depth): each parameter becomes one line of mca-params.conf.
 fn mca_parameter(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((name, value)) if !name.trim().is_empty() => Ok((name.trim().to_string(), value.trim().to_string())),
-        _ => Err(format!("{s:?} is not NAME=VALUE (for example btl_tcp_if_include=eth0)")),
-    }
+    kompi_spec::mca_parameter(s)
 }
 
 #[cfg(test)]
@@ -264,6 +262,8 @@ mod tests {
             ("--ssh-port=0", "port"),
             ("--cluster=My_Cluster", "cluster"),
             ("--mca=novalue", "mca"),
+            ("--mca=btl_tcp_if_include=eth0\nplm_rsh_agent = /tmp/evil", "mca line break"),
+            ("--mca=bad name=1", "mca name"),
         ] {
             let name = bad.split('=').next().unwrap();
             let args: Vec<String> =

@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::{
     ServiceAccountTokenProjection, Volume, VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use kompi_spec::ClusterSpec;
+use kompi_spec::{ClusterSpec, pss};
 use kompi_spec::contract::{
     HANDSHAKE_DIR, HOSTFILE, HOSTFILE_DIR, KOMPI_BIN, MASTER_CONTAINER, SERVICE_ACCOUNT_DIR, SIDECAR_CONTAINER, WORKERS_REACHABLE_CONDITION,
 };
@@ -106,6 +106,7 @@ fn sidecar(spec: &ClusterSpec) -> Container {
             allow_privilege_escalation: Some(false),
             read_only_root_filesystem: Some(true),
             capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Default::default() }),
+            seccomp_profile: Some(pss::runtime_default_seccomp()),
             ..Default::default()
         }),
         volume_mounts: Some(mounts),

@@ -9,7 +9,7 @@ use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use serde_json::Value;
 
 /// One rendered Kubernetes object.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub enum Object {
     Secret(Secret),
     Service(Service),
@@ -93,6 +93,27 @@ impl Kind {
     /// The other kinds are always there (the key Secret too, even when `up` keeps it rather than renders it).
     pub fn depends_on_values(self) -> bool {
         matches!(self, Kind::Service | Kind::NetworkPolicy | Kind::PodDisruptionBudget)
+    }
+}
+
+/// A Secret shows its keys, never its data (the cluster's private key).
+impl std::fmt::Debug for Object {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Object::Secret(s) => f
+                .debug_struct("Secret")
+                .field("metadata", &s.metadata)
+                .field("keys", &s.data.iter().flat_map(|d| d.keys()).collect::<Vec<_>>())
+                .finish_non_exhaustive(),
+            Object::Service(o) => o.fmt(f),
+            Object::ServiceAccount(o) => o.fmt(f),
+            Object::Role(o) => o.fmt(f),
+            Object::RoleBinding(o) => o.fmt(f),
+            Object::StatefulSet(o) => o.fmt(f),
+            Object::Pod(o) => o.fmt(f),
+            Object::PodDisruptionBudget(o) => o.fmt(f),
+            Object::NetworkPolicy(o) => o.fmt(f),
+        }
     }
 }
 

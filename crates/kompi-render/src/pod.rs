@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kompi_spec::contract::{HOSTFILE, KOMPI_BIN, SSH_KEY_DIR};
-use kompi_spec::{AppCode, ClusterSpec, PodOptions};
+use kompi_spec::{AppCode, ClusterSpec, PodOptions, pss};
 
 use crate::command::InitCommand;
 use crate::mca::launcher_env;
@@ -71,6 +71,7 @@ pub fn mpi_container(spec: &ClusterSpec, pod: &PodOptions, name: &str, init: &In
             ..Default::default()
         }),
         resources: pod.resources.clone(),
+        security_context: pod.container_security_context.clone(),
         volume_mounts: Some(mounts),
         ..Default::default()
     }
@@ -89,7 +90,8 @@ pub fn git_sync_containers(spec: &ClusterSpec) -> Vec<Container> {
                 env("GIT_SYNC_WAIT", &a.wait_seconds.to_string()),
             ];
             let mut mounts = vec![mount(&a.volume(), "/git", false)];
-            let mut security_context = None;
+            // The restricted profile refuses a deploy key (root) earlier, in the spec.
+            let mut security_context = spec.restricted.then(|| pss::restricted_container(None));
             if a.git_secret.is_some() {
                 env_vars.push(env("GIT_SYNC_SSH", "true"));
                 env_vars.push(env("GIT_KNOWN_HOSTS", "false"));

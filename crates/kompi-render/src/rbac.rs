@@ -1,6 +1,6 @@
 //! ServiceAccount, Role and RoleBinding NAME: exactly what the hostfile sidecar needs (kube-openmpi forgot
-//! them: its issue #24). Watching pods; setting the readiness condition of NAME-master; scaling NAME-worker
-//! only when one-shot scale-down is on.
+//! them: its issue #24). Listing and watching pods (its watcher never GETs one); setting the readiness
+//! condition of NAME-master; scaling NAME-worker only when one-shot scale-down is on.
 
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
@@ -22,7 +22,7 @@ pub fn role(spec: &ClusterSpec) -> Role {
         PolicyRule {
             api_groups: Some(vec![String::new()]),
             resources: Some(vec!["pods".into()]),
-            verbs: vec!["get".into(), "list".into(), "watch".into()],
+            verbs: vec!["list".into(), "watch".into()],
             ..Default::default()
         },
         PolicyRule {
@@ -67,7 +67,7 @@ mod tests {
     fn read_pods_and_the_masters_status_only_unless_scaling_down() {
         let rules = role(&spec("")).rules.unwrap();
         assert_eq!(rules.len(), 2);
-        assert_eq!(rules[0].verbs, vec!["get", "list", "watch"]);
+        assert_eq!(rules[0].verbs, vec!["list", "watch"]);
         assert_eq!(rules[1].resources.as_deref(), Some(&["pods/status".to_string()][..]));
         assert_eq!(rules[1].resource_names.as_deref(), Some(&["mpi-master".to_string()][..]));
         assert_eq!(rules[1].verbs, vec!["patch"]);

@@ -36,4 +36,14 @@ mod tests {
         assert_eq!(data["authorized_keys"], data["id_rsa.pub"]);
         assert!(String::from_utf8_lossy(&data["id_rsa"].0).contains("PRIVATE KEY"));
     }
+
+    #[test]
+    fn debug_output_shows_the_keys_not_the_key() {
+        let s = spec("");
+        let private = s.ssh_key.as_ref().unwrap().private_key.clone();
+        let shown = format!("{:?}", crate::render(&s));
+        assert!(shown.contains("\"id_rsa\"") && shown.contains("mpi-ssh-key"), "{shown}");
+        assert!(!shown.contains(private.lines().nth(1).unwrap()), "the private key is in the Debug output");
+        assert!(!shown.contains("PRIVATE KEY"));
+    }
 }

@@ -13,6 +13,8 @@ pub struct SshdConfig<'a> {
     pub port: u16,
     pub files: &'a SshdFiles,
     pub running_as_root: bool,
+    /// The one account that may log in: the MPI user sshd runs as.
+    pub user: &'a str,
     /// The sshd that reads the config (`None`: not known, only options every supported release has).
     pub openssh: Option<OpenSshVersion>,
 }
@@ -58,11 +60,13 @@ pub fn sshd_config(c: &SshdConfig) -> String {
          KbdInteractiveAuthentication no\n\
          PermitEmptyPasswords no\n\
          PermitRootLogin {root}\n\
+         AllowUsers {user}\n\
          StrictModes yes\n\
          UsePAM no\n\
          PermitUserEnvironment no\n\
-         AllowAgentForwarding no\n\
-         X11Forwarding no\n\
+         # no TCP, socket, agent or X11 tunnels into the pod network through the ssh gateway\n\
+         DisableForwarding yes\n\
+         PermitTunnel no\n\
          PrintMotd no\n\
          UseDNS no\n\
          # mpiexec may open many connections at once\n\
@@ -72,6 +76,7 @@ pub fn sshd_config(c: &SshdConfig) -> String {
         host_key = c.files.host_key,
         pid = c.files.pid_file,
         authorized = c.files.authorized_keys,
+        user = c.user,
     );
     if c.openssh.is_some_and(OpenSshVersion::has_sshd_session) {
         // Readiness probes (the kubelet's, kompi's worker checks) connect and close without
@@ -111,14 +116,15 @@ mod tests {
 
     #[test]
     fn public_keys_only() {
-        let text = sshd_config(&SshdConfig { port: 2022, files: &files(), running_as_root: true, openssh: None });
+        let text = sshd_config(&SshdConfig { port: 2022, files: &files(), running_as_root: true, user: "root", openssh: None });
         for line in ["Port 2022", "PasswordAuthentication no", "PermitRootLogin prohibit-password", "StrictModes yes", "UsePAM no",
-            "AuthorizedKeysFile /h/.kompi/authorized_keys", "PidFile /h/.kompi/n/pid", "HostKey /h/.kompi/n/host"] {
+            "AuthorizedKeysFile /h/.kompi/authorized_keys", "PidFile /h/.kompi/n/pid", "HostKey /h/.kompi/n/host",
+            "AllowUsers root", "DisableForwarding yes", "PermitTunnel no"] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }
         assert!(!text.to_lowercase().contains("dsa"));
-        let user = sshd_config(&SshdConfig { port: 2222, files: &files(), running_as_root: false, openssh: None });
-        assert!(user.contains("PermitRootLogin no\n"));
+        let user = sshd_config(&SshdConfig { port: 2222, files: &files(), running_as_root: false, user: "mpi", openssh: None });
+        assert!(user.contains("PermitRootLogin no\n") && user.contains("AllowUsers mpi\n"));
     }
 
     #[test]
@@ -135,7 +141,7 @@ mod tests {
 
     #[test]
     fn probes_do_not_lock_out_their_source_where_sshd_penalises() {
-        let config = |openssh| sshd_config(&SshdConfig { port: 2022, files: &files(), running_as_root: true, openssh });
+        let config = |openssh| sshd_config(&SshdConfig { port: 2022, files: &files(), running_as_root: true, user: "root", openssh });
         let penalties = |text: &str| text.lines().filter(|l| l.starts_with("PerSourcePenalties")).map(str::to_string).collect::<Vec<_>>();
         assert_eq!(penalties(&config(OpenSshVersion::parse("OpenSSH_10.0p2"))), ["PerSourcePenalties noauth:0"]);
         // Older sshd refuses to start on an option it does not know.

@@ -35,7 +35,7 @@ fn fixtures() -> Vec<PathBuf> {
         .filter(|p| p.file_name().unwrap() != "ssh-key.yaml")
         .collect();
     out.sort();
-    assert!(out.len() >= 9, "fixtures are missing: {out:?}");
+    assert!(out.len() >= 10, "fixtures are missing: {out:?}");
     out
 }
 
@@ -119,4 +119,55 @@ fn old_servers_get_the_beta_disruption_budget() {
     let pdb = objects.iter().find(|o| o.kind() == Kind::PodDisruptionBudget).unwrap();
     assert_eq!(pdb.to_json(Target { kube_minor: Some(20) })["apiVersion"], "policy/v1beta1");
     assert_eq!(pdb.to_json(Target { kube_minor: Some(21) })["apiVersion"], "policy/v1");
+}
+
+/// The pods of a render: the master and the workers' template, with their annotations.
+fn pods(objects: &[Object]) -> Vec<(String, Option<std::collections::BTreeMap<String, String>>, k8s_openapi::api::core::v1::PodSpec)> {
+    objects
+        .iter()
+        .filter_map(|o| match o {
+            Object::Pod(p) => Some((o.id(), p.metadata.annotations.clone(), p.spec.clone().unwrap())),
+            Object::StatefulSet(s) => {
+                let t = &s.spec.template;
+                Some((o.id(), t.metadata.as_ref().and_then(|m| m.annotations.clone()), t.spec.clone().unwrap()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn every_fixture_under_the_restricted_profile_renders_pods_that_meet_it() {
+    let key = source(&dir("fixtures").join("ssh-key.yaml"));
+    for fixture in fixtures() {
+        let sources = [key.clone(), source(&fixture), Source::Set("security.profile=restricted".into())];
+        let loaded = load(&Request { name: "mpi", namespace: "hpc", sources: &sources, require_ssh_key: true });
+        let spec = match loaded {
+            Ok(l) => l.spec,
+            // A deploy key needs root: the one setting the profile refuses, with its key named.
+            Err(e) => {
+                assert!(e.to_string().contains("gitSecretName: git-sync needs root"), "{}: {e}", fixture.display());
+                continue;
+            }
+        };
+        let pods = pods(&render(&spec));
+        assert_eq!(pods.len(), 2);
+        for (id, annotations, pod) in pods {
+            let violations = kompi_spec::pss::restricted(annotations.as_ref(), &pod);
+            assert!(violations.is_empty(), "{} {id}: {violations:#?}", fixture.display());
+        }
+    }
+}
+
+#[test]
+fn pods_of_the_default_profile_fail_the_restricted_check() {
+    // The checker must be able to fail: kompi's default pods run as root with the runtime's capabilities.
+    for (id, annotations, pod) in pods(&render(&spec_of(&dir("fixtures").join("defaults.yaml")))) {
+        let fields: Vec<String> = kompi_spec::pss::restricted(annotations.as_ref(), &pod).into_iter().map(|v| v.field).collect();
+        let container = if id == "Pod/mpi-master" { "mpi-master" } else { "mpi-worker" };
+        for expected in ["allowPrivilegeEscalation", "runAsNonRoot", "seccompProfile.type", "capabilities.drop"] {
+            assert!(fields.contains(&format!("containers[{container}].securityContext.{expected}")), "{id}: {fields:?}");
+        }
+        assert!(!fields.iter().any(|f| f.starts_with("containers[hostfile]")), "the sidecar meets the profile anyway: {fields:?}");
+    }
 }

@@ -3,7 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::core::v1::{Affinity, PodSecurityContext, ResourceRequirements, Toleration, Volume, VolumeMount};
+use k8s_openapi::api::core::v1::{
+    Affinity, Container, PodSecurityContext, PodSpec, ResourceRequirements, SecurityContext, Toleration, Volume, VolumeMount,
+};
 
 use crate::cluster::{
     AppCode, ClusterName, ClusterSpec, Image, Master, OneShot, PodOptions, PullPolicy, SshKeyPair, Workers, dns1123_label,
@@ -16,14 +18,15 @@ use crate::k8s::GPU_RESOURCE;
 use crate::limits::{DNS_LABEL_MAX, FIRST_UNPRIVILEGED_PORT, MAX_APP_CODE_NAME, MAX_SLOTS, NODE_PORT_RANGE};
 use crate::schema::{ListPaths, Schema};
 use crate::tree::{Layer, Merged, Origin, YamlPath, parse_yaml};
-use crate::values::{AnyText, AppCodeValues, Int, NonEmpty, ScalarMap, SshKeyPaths, SshKeyValues, Values, ValuesPaths};
-use crate::{quantity, set, sshkey, validate};
+use crate::cluster::SecurityProfile;
+use crate::values::{AnyText, AppCodeValues, Int, Line, Lines, NonEmpty, ScalarMap, SshKeyPaths, SshKeyValues, Values, ValuesPaths};
+use crate::{pss, quantity, set, sshkey, validate};
 
 /// kompi's defaults: kube-openmpi's chart values plus kompi's own keys.
 pub const DEFAULTS_YAML: &str = include_str!("defaults.yaml");
 
 /// One source of values, in the order given on the command line.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub enum Source {
     /// `-f FILE`: its name (for messages) and its text.
     File { name: String, text: String },
@@ -31,6 +34,18 @@ pub enum Source {
     Set(String),
     /// `--set-string a.b=c,...`
     SetString(String),
+}
+
+/// Never prints a file's text or a flag that sets the private key.
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let flag = |arg: &str| if arg.contains("id_rsa") { "<redacted>".to_string() } else { arg.to_string() };
+        match self {
+            Source::File { name, text } => f.debug_struct("File").field("name", name).field("bytes", &text.len()).finish(),
+            Source::Set(arg) => f.debug_tuple("Set").field(&flag(arg)).finish(),
+            Source::SetString(arg) => f.debug_tuple("SetString").field(&flag(arg)).finish(),
+        }
+    }
 }
 
 pub struct Request<'a> {
@@ -114,6 +129,7 @@ struct Builder<'a> {
 /// What master and workers share, taken out of either one's values, with the paths of what is checked.
 struct PodInput<'a> {
     security_context: Option<PodSecurityContext>,
+    container_security_context: Option<SecurityContext>,
     scheduler: Option<AnyText>,
     scheduler_at: &'a YamlPath,
     resources: Option<ResourceRequirements>,
@@ -133,6 +149,7 @@ macro_rules! pod_input {
     ($values:expr, $at:expr) => {
         PodInput {
             security_context: $values.security_context,
+            container_security_context: $values.container_security_context,
             scheduler: $values.custom_scheduling.enabled.then_some($values.custom_scheduling.scheduler_name),
             scheduler_at: &$at.custom_scheduling.scheduler_name,
             resources: $values.resources.map(|r| r.0),
@@ -156,21 +173,28 @@ impl Builder<'_> {
 
     fn spec(&mut self, v: Values, at: &ValuesPaths, name: ClusterName, req: &Request) -> ClusterSpec {
         let app_codes = self.app_codes(v.app_codes_to_sync.unwrap_or_default(), &at.app_codes_to_sync);
+        let restricted = v.security.profile == SecurityProfile::Restricted;
+        let mut master_pod = self.pod_options(pod_input!(v.mpi_master, at.mpi_master), false, &app_codes);
+        let mut worker_pod = self.pod_options(pod_input!(v.mpi_workers, at.mpi_workers), true, &app_codes);
+        if restricted {
+            self.restrict(&at.mpi_master.at, &mut master_pod);
+            self.restrict(&at.mpi_workers.at, &mut worker_pod);
+        }
         let one_shot = v.mpi_master.one_shot;
         let master = Master {
+            pod: master_pod,
             follow_workers: v.mpi_master.auto_update_hostfile.enabled,
             one_shot: one_shot.enabled.then(|| OneShot {
                 command: one_shot.command.into_string(),
                 scale_down_workers: one_shot.auto_scale_down_workers,
                 wait_timeout_seconds: one_shot.wait_timeout_seconds.get(),
             }),
-            pod: self.pod_options(pod_input!(v.mpi_master, at.mpi_master), false, &app_codes),
         };
         let workers = Workers {
+            pod: worker_pod,
             count: v.mpi_workers.num.get(),
             pod_management_policy: v.mpi_workers.pod_management_policy,
             disruption_budget: v.mpi_workers.custom_scheduling.pod_disruption_budget.enabled,
-            pod: self.pod_options(pod_input!(v.mpi_workers, at.mpi_workers), true, &app_codes),
         };
         let ssh_port = v.ssh.port.get();
         for (pod, security_context) in [(&master.pod, &at.mpi_master.security_context), (&workers.pod, &at.mpi_workers.security_context)] {
@@ -183,6 +207,8 @@ impl Builder<'_> {
                 );
             }
         }
+        let pods = [(&at.mpi_master.security_context, &master.pod), (&at.mpi_workers.security_context, &workers.pod)];
+        self.check_git_sync_root(&pods, &app_codes, &at.app_codes_to_sync, restricted);
         ClusterSpec {
             image: image(v.image.repository, v.image.tag, v.image.pull_policy),
             pull_secrets: v.image.pull_secrets.unwrap_or_default(),
@@ -192,6 +218,7 @@ impl Builder<'_> {
             ssh_port,
             ssh_key: self.ssh_key(v.ssh_key, &at.ssh_key, req.require_ssh_key),
             network_policy: v.network_policy.enabled,
+            restricted,
             ssh_gateway: v.ssh_gateway.enabled.then(|| self.ssh_gateway(v.ssh_gateway.node_port.get(), &at.ssh_gateway.node_port)),
             namespace: req.namespace.to_string(),
             name,
@@ -212,6 +239,7 @@ impl Builder<'_> {
         });
         PodOptions {
             security_context: pod.security_context,
+            container_security_context: pod.container_security_context,
             scheduler_name,
             slots: pod.slots.unwrap_or_else(|| default_slots(pod.resources.as_ref(), is_worker)),
             resources: pod.resources,
@@ -256,6 +284,9 @@ impl Builder<'_> {
                 let hint = validate::did_you_mean(&m.name, &known).map(|s| format!(" (did you mean {s:?}?)")).unwrap_or_default();
                 self.problem(&at.key("name"), format!("no volume named {:?} in {}{hint}", m.name, pod.volumes_at));
             }
+            if let Some(Err(e)) = m.sub_path.as_deref().map(check_sub_path) {
+                self.problem(&at.key("subPath"), e);
+            }
             if !m.mount_path.starts_with('/') {
                 self.problem(&at.key("mountPath"), format!("{:?} must be an absolute path", m.mount_path));
             } else if is_kompi_path(&m.mount_path) {
@@ -293,10 +324,14 @@ impl Builder<'_> {
                 let got = if mount_path.is_empty() { "nothing".to_string() } else { format!("{mount_path:?}") };
                 self.problem(&at.mount_path, format!("is required and must be an absolute path, got {got}"));
             }
+            let sub_path = item.sub_path.map(NonEmpty::into_string);
+            if let Some(Err(e)) = sub_path.as_deref().map(check_sub_path) {
+                self.problem(&at.sub_path, e);
+            }
             out.push(AppCode {
                 git_branch: item.git_branch.map_or_else(|| DEFAULT_GIT_BRANCH.into(), NonEmpty::into_string),
                 wait_seconds: item.fetch_wait_second.map_or(0, |s| s.0),
-                sub_path: item.sub_path.map(NonEmpty::into_string),
+                sub_path,
                 git_secret: item.git_secret_name.map(NonEmpty::into_string),
                 name,
                 git_repo,
@@ -308,18 +343,65 @@ impl Builder<'_> {
 
     fn mca_params(&mut self, params: ScalarMap, at: &YamlPath) -> BTreeMap<String, String> {
         let mut out = params.0;
-        out.retain(|name, _| {
-            let ok = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-            if !ok {
-                self.problem(&at.key(name), "an MCA parameter name has only letters, digits and '_'");
+        out.retain(|name, value| {
+            let checked = validate::check_mca(name, value);
+            let ok = checked.is_ok();
+            if let Err(m) = checked {
+                self.problem(&at.key(name), m);
             }
             ok
         });
         out
     }
 
+    /// `security.profile: restricted`: kompi's non-root settings where the values leave them open,
+    /// then the Pod Security Standards' restricted profile checked on what the values set for this
+    /// role (its securityContexts and volumes; kompi's own parts are rendered to comply).
+    fn restrict(&mut self, role: &YamlPath, pod: &mut PodOptions) {
+        let sc = pod.security_context.get_or_insert_with(Default::default);
+        sc.run_as_non_root.get_or_insert(true);
+        sc.run_as_user.get_or_insert(pss::NON_ROOT_ID);
+        sc.run_as_group.get_or_insert(pss::NON_ROOT_ID);
+        sc.fs_group.get_or_insert(pss::NON_ROOT_ID);
+        sc.seccomp_profile.get_or_insert_with(pss::runtime_default_seccomp);
+        pod.container_security_context = Some(pss::restricted_container(pod.container_security_context.take()));
+        let container = "mpi";
+        let probe = PodSpec {
+            security_context: pod.security_context.clone(),
+            containers: vec![Container { name: container.into(), security_context: pod.container_security_context.clone(), ..Default::default() }],
+            volumes: Some(pod.volumes.clone()),
+            ..Default::default()
+        };
+        for v in pss::restricted(None, &probe) {
+            let field = match v.field.strip_prefix(&format!("containers[{container}].securityContext")) {
+                Some(rest) => format!("{role}.containerSecurityContext{rest}"),
+                None => format!("{role}.{}", v.field),
+            };
+            self.problem(
+                &YamlPath::parse(&field),
+                format!("{} breaks the Pod Security Standards' restricted profile ({}), which security.profile: restricted asks for", v.detail, v.control),
+            );
+        }
+    }
+
+    /// git-sync reads a deploy key as root, which a pod that must not run as root refuses at start.
+    fn check_git_sync_root(&mut self, pods: &[(&YamlPath, &PodOptions)], app_codes: &[AppCode], list: &ListPaths<AppCodeValues>, restricted: bool) {
+        let non_root = pods.iter().find(|(_, pod)| pod.security_context.as_ref().and_then(|s| s.run_as_non_root) == Some(true));
+        let why = match non_root {
+            _ if restricted => "security.profile is restricted".to_string(),
+            Some((security_context, _)) => format!("{security_context}.runAsNonRoot is true"),
+            None => return,
+        };
+        for (i, a) in app_codes.iter().enumerate().filter(|(_, a)| a.git_secret.is_some()) {
+            self.problem(
+                &list.item(i).git_secret_name,
+                format!("git-sync needs root to read the deploy key of {:?}, but {why}; use a public repository or drop that setting", a.name),
+            );
+        }
+    }
+
     fn ssh_key(&mut self, values: Option<SshKeyValues>, at: &SshKeyPaths, required: bool) -> Option<SshKeyPair> {
-        let (private_key, public_key) = values.map_or((None, None), |k| (k.id_rsa.map(NonEmpty::into_string), k.id_rsa_pub.map(NonEmpty::into_string)));
+        let (private_key, public_key) = values.map_or((None, None), |k| (k.id_rsa.map(Lines::into_string), k.id_rsa_pub.map(Line::into_string)));
         match (private_key, public_key) {
             (None, None) => {
                 if required {
@@ -367,6 +449,17 @@ fn image(repository: NonEmpty, tag: AnyText, pull_policy: PullPolicy) -> Image {
     let repository = repository.into_string();
     let reference = if tag.as_str().is_empty() { repository } else { format!("{repository}:{}", tag.as_str()) };
     Image { reference, pull_policy }
+}
+
+/// A subPath stays inside its volume: relative, without `..`.
+fn check_sub_path(path: &str) -> Result<(), String> {
+    if path.starts_with('/') {
+        return Err(format!("{path:?} must be relative to the volume, not an absolute path"));
+    }
+    if path.split('/').any(|part| part == "..") {
+        return Err(format!("{path:?} must not contain '..': it would reach outside the volume"));
+    }
+    Ok(())
 }
 
 /// Paths under which kompi mounts its own volumes.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use k8s_openapi::api::core::v1::{
-    Affinity, LocalObjectReference, PodSecurityContext, ResourceRequirements, Toleration, Volume, VolumeMount,
+    Affinity, LocalObjectReference, PodSecurityContext, ResourceRequirements, SecurityContext, Toleration, Volume, VolumeMount,
 };
 
 use crate::contract;
@@ -123,6 +123,14 @@ word_enum! {
 }
 
 word_enum! {
+    /// `security.profile`: `restricted` renders every pod to the Pod Security Standards' restricted profile.
+    pub enum SecurityProfile {
+        Default = "default",
+        Restricted = "restricted",
+    }
+}
+
+word_enum! {
     /// The worker StatefulSet's podManagementPolicy.
     pub enum PodManagementPolicy {
         Parallel = "Parallel",
@@ -154,6 +162,8 @@ impl fmt::Debug for SshKeyPair {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PodOptions {
     pub security_context: Option<PodSecurityContext>,
+    /// The MPI container's own securityContext.
+    pub container_security_context: Option<SecurityContext>,
     pub scheduler_name: Option<String>,
     pub resources: Option<ResourceRequirements>,
     pub node_selector: BTreeMap<String, String>,
@@ -166,9 +176,10 @@ pub struct PodOptions {
 }
 
 impl PodOptions {
-    /// Whether the MPI container runs as root (no runAsUser, or runAsUser 0).
+    /// Whether the MPI container runs as root (no runAsUser, or runAsUser 0; the container's wins).
     pub fn runs_as_root(&self) -> bool {
-        self.security_context.as_ref().and_then(|s| s.run_as_user).unwrap_or(0) == 0
+        let container = self.container_security_context.as_ref().and_then(|s| s.run_as_user);
+        container.or_else(|| self.security_context.as_ref().and_then(|s| s.run_as_user)).unwrap_or(0) == 0
     }
 }
 
@@ -231,6 +242,8 @@ pub struct ClusterSpec {
     pub ssh_port: u16,
     pub ssh_key: Option<SshKeyPair>,
     pub network_policy: bool,
+    /// `security.profile: restricted`: every pod meets the Pod Security Standards' restricted profile.
+    pub restricted: bool,
     /// The NodePort of the ssh gateway Service, when enabled.
     pub ssh_gateway: Option<u16>,
     pub master: Master,

@@ -46,6 +46,8 @@ pub fn values_yaml(key: &GeneratedKey) -> String {
     out
 }
 
+const ENCRYPTED: &str = "id_rsa is protected by a passphrase, which ssh inside the cluster cannot enter; use a key without one (`kompi keygen`)";
+
 /// Checks that `private` is an unencrypted private key and `public` is its public half.
 pub fn check_pair(private: &str, public: &str) -> Result<(), String> {
     let public_key = PublicKey::from_openssh(public.trim())
@@ -54,15 +56,19 @@ pub fn check_pair(private: &str, public: &str) -> Result<(), String> {
         let key = PrivateKey::from_openssh(private.trim())
             .map_err(|e| format!("id_rsa is not a valid OpenSSH private key ({e}); regenerate it with `kompi keygen`"))?;
         if key.is_encrypted() {
-            return Err("id_rsa is protected by a passphrase, which ssh inside the cluster cannot enter; use a key without one (`kompi keygen`)".into());
+            return Err(ENCRYPTED.into());
         }
         if key.public_key().key_data() != public_key.key_data() {
             return Err("id_rsa_pub is not the public half of id_rsa; regenerate both with `kompi keygen`".into());
         }
         return Ok(());
     }
-    // Older ssh-keygen wrote PEM; OpenSSH reads it, so accept it (its pairing cannot be checked here).
+    // Older ssh-keygen wrote PEM; OpenSSH reads it, so accept it (its pairing cannot be checked
+    // here) unless it is encrypted: `Proc-Type: 4,ENCRYPTED` (PKCS#1) or `ENCRYPTED PRIVATE KEY` (PKCS#8).
     if private.contains("-----BEGIN") && private.contains("PRIVATE KEY-----") {
+        if private.contains("ENCRYPTED") {
+            return Err(ENCRYPTED.into());
+        }
         return Ok(());
     }
     Err("id_rsa is not a private key (expected -----BEGIN OPENSSH PRIVATE KEY-----); `kompi keygen` writes one".into())
@@ -84,6 +90,19 @@ mod tests {
         assert!(check_pair(&k.private_openssh, &other.public_openssh).unwrap_err().contains("not the public half"));
         assert!(check_pair("hello", &k.public_openssh).unwrap_err().contains("not a private key"));
         assert!(check_pair(&k.private_openssh, "ssh-ed25519 garbage").unwrap_err().contains("not an OpenSSH public key"));
+    }
+
+    #[test]
+    fn encrypted_keys_are_refused_in_every_format() {
+        // Made with ssh-keygen -N secret: OpenSSH's own format, PEM (-m PEM) and PKCS#8 (-m PKCS8).
+        let keys = [
+            (include_str!("testdata/encrypted-openssh"), include_str!("testdata/encrypted-openssh.pub")),
+            (include_str!("testdata/encrypted-pem"), include_str!("testdata/encrypted-pem.pub")),
+            (include_str!("testdata/encrypted-pkcs8"), include_str!("testdata/encrypted-pkcs8.pub")),
+        ];
+        for (private, public) in keys {
+            assert_eq!(check_pair(private, public).unwrap_err(), ENCRYPTED, "{}", private.lines().next().unwrap());
+        }
     }
 
     #[test]

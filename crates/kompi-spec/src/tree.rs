@@ -30,10 +30,25 @@ impl fmt::Display for Origin {
 }
 
 /// One layer of values: a parsed file or a parsed `--set` flag.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Layer {
     pub origin: Origin,
     pub tree: Value,
+}
+
+impl fmt::Debug for Layer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Layer").field("origin", &self.origin).field("tree", &redacted(&self.tree)).finish()
+    }
+}
+
+/// A values tree with the private key replaced, for Debug output.
+pub fn redacted(tree: &Value) -> Value {
+    let mut tree = tree.clone();
+    if let Some(key) = tree.get_mut("sshKey").and_then(|k| k.get_mut("id_rsa")).filter(|k| !k.is_null()) {
+        *key = Value::from("<redacted>");
+    }
+    tree
 }
 
 /// A dotted YAML path as users write it: `mpiWorkers.num`, `appCodesToSync[0].name`.
@@ -93,10 +108,16 @@ fn one_line(message: &str) -> String {
 }
 
 /// The merged values and the origin of each value in them.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Merged {
     pub tree: Value,
     origins: BTreeMap<YamlPath, Origin>,
+}
+
+impl fmt::Debug for Merged {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Merged").field("tree", &redacted(&self.tree)).field("origins", &self.origins).finish()
+    }
 }
 
 impl Merged {

@@ -66,6 +66,26 @@ impl Walk<'_> {
     }
 }
 
+/// An Open MPI MCA parameter as kompi writes it (`name = value`, one a line, in mca-params.conf)
+/// and passes it on command lines.
+pub fn check_mca(name: &str, value: &str) -> Result<(), String> {
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(format!("{name:?}: an MCA parameter name has only letters, digits and '_'"));
+    }
+    if let Some(c) = value.chars().find(|c| c.is_control()) {
+        return Err(format!("the value of {name} contains the control character {c:?}, which would break its line in mca-params.conf; remove it"));
+    }
+    Ok(())
+}
+
+/// `--mca NAME=VALUE` (kompi run, kompi local run, kompi init): trimmed and checked like the values' mcaParams.
+pub fn mca_parameter(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text.split_once('=').ok_or_else(|| format!("{text:?} is not NAME=VALUE (for example btl_tcp_if_include=eth0)"))?;
+    let (name, value) = (name.trim(), value.trim());
+    check_mca(name, value)?;
+    Ok((name.to_string(), value.to_string()))
+}
+
 /// The closest allowed word to a misspelt one, if any is close enough to be a likely typo.
 pub fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
     let lower = word.to_ascii_lowercase();
@@ -130,6 +150,43 @@ mod tests {
         let (p, w) = check_layer(&Layer { origin: Origin::Defaults, tree });
         assert!(p.is_empty(), "{p:?}");
         assert_eq!(w.len(), 4, "{w:?}");
+    }
+
+    #[test]
+    fn control_characters_are_refused_where_a_line_break_would_inject_a_line() {
+        let p = problems(json!({
+            "image": {"repository": "kompi/runtime\nEVIL", "tag": "1\u{1b}[2J"},
+            "appCodesToSync": [{"name": "a", "gitRepo": "https://h/r.git\r\nx", "gitBranch": "main\u{0}", "mountPath": "/a"}],
+            "mpiMaster": {"oneShot": {"command": "mpiexec \\\n  -n 2\thostname\n"}},
+        }));
+        let at: Vec<&str> = p.iter().map(|l| l.split(": ").nth(1).unwrap()).collect();
+        assert_eq!(at, ["image.repository", "image.tag", "appCodesToSync[0].gitRepo", "appCodesToSync[0].gitBranch"], "{p:#?}");
+        assert!(p[0].ends_with("contains the control character '\\n', which would break the line it is written into; remove it"), "{}", p[0]);
+        let key = |public: &str| problems(json!({"sshKey": {"id_rsa": "-----BEGIN\r\nx\n-----END\n", "id_rsa_pub": public}}));
+        assert!(key("ssh-ed25519 AAAA c\n").is_empty());
+        assert_eq!(key("ssh-ed25519 AAAA c\nssh-ed25519 BBBB attacker\n").len(), 1);
+    }
+
+    #[test]
+    fn mca_parameters_are_one_line_each() {
+        assert_eq!(mca_parameter(" btl_tcp_if_include = eth0 ").unwrap(), ("btl_tcp_if_include".into(), "eth0".into()));
+        assert_eq!(mca_parameter("pml=").unwrap(), ("pml".into(), String::new()));
+        assert!(mca_parameter("btl_tcp_if_include=eth0\nplm_rsh_agent = evil").unwrap_err().contains("control character"));
+        assert!(mca_parameter("a b=1").unwrap_err().contains("letters, digits"));
+        assert!(mca_parameter("=1").is_err());
+        assert!(mca_parameter("novalue").unwrap_err().contains("NAME=VALUE"));
+    }
+
+    #[test]
+    fn wait_seconds_must_fit() {
+        let at = |v: Value| problems(json!({"appCodesToSync": [{"name": "a", "gitRepo": "r", "mountPath": "/a", "fetchWaitSecond": v}]}));
+        assert!(at(json!("120")).is_empty());
+        assert!(at(json!(86_400)).is_empty());
+        for bad in [json!("99999999999999999999"), json!(86_401), json!(-1), json!("1.5"), json!("")] {
+            let p = at(bad.clone());
+            assert_eq!(p.len(), 1, "{bad}: {p:?}");
+            assert!(p[0].contains("expected a number of seconds from 0 to 86400"), "{}", p[0]);
+        }
     }
 
     #[test]

@@ -26,11 +26,11 @@ mod leaf;
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Affinity, LocalObjectReference, PodSecurityContext, Toleration, Volume, VolumeMount};
+use k8s_openapi::api::core::v1::{Affinity, LocalObjectReference, PodSecurityContext, SecurityContext, Toleration, Volume, VolumeMount};
 
-pub use leaf::{AnyText, Ignored, Int, NonEmpty, Reason, Resources, ScalarMap, Seconds, Text};
+pub use leaf::{AnyText, Ignored, Int, Line, Lines, NonEmpty, Reason, Resources, ScalarMap, Seconds, Text};
 
-use crate::cluster::{MpiImplementation, PodManagementPolicy, PullPolicy};
+use crate::cluster::{MpiImplementation, PodManagementPolicy, PullPolicy, SecurityProfile};
 use crate::limits::{MAX_SLOTS, MAX_WAIT_SECONDS, MAX_WORKERS};
 use crate::schema::section;
 
@@ -62,6 +62,7 @@ section! {
         ssh_key: Option<SshKeyValues> = "sshKey",
         mpi: MpiValues = "mpi",
         ssh: SshValues = "ssh",
+        security: SecurityValues = "security",
         mpi_master: MasterValues = "mpiMaster",
         mpi_workers: WorkersValues = "mpiWorkers",
         /// git repositories fetched by git-sync init containers into both pods
@@ -123,9 +124,9 @@ section! {
 section! {
     pub struct SshKeyValues, paths SshKeyPaths {
         /// the cluster's private key (any type; `kompi keygen` writes it)
-        id_rsa: Option<NonEmpty> = "id_rsa",
+        id_rsa: Option<Lines> = "id_rsa",
         /// the matching public key
-        id_rsa_pub: Option<NonEmpty> = "id_rsa_pub",
+        id_rsa_pub: Option<Line> = "id_rsa_pub",
     }
 }
 
@@ -146,12 +147,21 @@ section! {
 }
 
 section! {
+    pub struct SecurityValues, paths SecurityPaths {
+        /// kompi: `restricted` renders pods meeting the Pod Security Standards' restricted profile (uid 1000, no capabilities, no privilege escalation, seccomp RuntimeDefault)
+        profile: SecurityProfile = "profile",
+    }
+}
+
+section! {
     pub struct MasterValues, paths MasterPaths {
         auto_update_hostfile: AutoUpdateValues = "autoUpdateHostfile",
         /// kompi: slots of the master's hostfile line (default: from its CPU, else 1)
         slots: Option<Slots> = "slots",
         /// master pod securityContext (e.g. runAsUser/fsGroup 1000)
         security_context: Option<PodSecurityContext> = "securityContext",
+        /// kompi: securityContext of the master's MPI container
+        container_security_context: Option<SecurityContext> = "containerSecurityContext",
         one_shot: OneShotValues = "oneShot",
         custom_scheduling: MasterSchedulingValues = "customScheduling",
         /// master container resources (`gpu` means nvidia.com/gpu)
@@ -185,7 +195,7 @@ section! {
         /// scale NAME-worker to 0 when the command succeeds
         auto_scale_down_workers: bool = "autoScaleDownWorkers",
         /// the command, run with `bash -c` on the master
-        command: NonEmpty = "command",
+        command: Lines = "command",
         /// kompi: how long the one-shot master waits for every worker to answer on ssh
         wait_timeout_seconds: Int<u32, 1, { MAX_WAIT_SECONDS as i64 }> = "waitTimeoutSeconds",
     }
@@ -208,6 +218,8 @@ section! {
         slots: Option<Slots> = "slots",
         /// worker pod securityContext
         security_context: Option<PodSecurityContext> = "securityContext",
+        /// kompi: securityContext of the workers' MPI container
+        container_security_context: Option<SecurityContext> = "containerSecurityContext",
         custom_scheduling: WorkersSchedulingValues = "customScheduling",
         /// worker container resources (`gpu` means nvidia.com/gpu)
         resources: Option<Resources> = "resources",
@@ -252,13 +264,13 @@ section! {
         git_repo: Option<NonEmpty> = "gitRepo",
         /// branch (default master)
         git_branch: Option<NonEmpty> = "gitBranch",
-        /// GIT_SYNC_WAIT (default 0)
+        /// GIT_SYNC_WAIT (default 0, at most 86400)
         fetch_wait_second: Option<Seconds> = "fetchWaitSecond",
         /// where the MPI containers see it
         mount_path: Option<NonEmpty> = "mountPath",
-        /// mount only this subdirectory of the checkout
+        /// mount only this subdirectory of the checkout (relative, no `..`)
         sub_path: Option<NonEmpty> = "subPath",
-        /// Secret with key `ssh` (a deploy key) for a private repository
+        /// Secret with key `ssh` (a deploy key) for a private repository; git-sync then runs as root
         git_secret_name: Option<NonEmpty> = "gitSecretName",
     }
 }

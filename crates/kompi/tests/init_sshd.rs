@@ -63,6 +63,55 @@ fn cluster_key_logs_in_and_nothing_else_does_as_an_unprivileged_user() {
     cluster_key_logs_in_and_nothing_else_does(Who::Unprivileged);
 }
 
+/// The cluster key logs in, but opens no tunnel: `ssh -W` (what `-L` and ProxyJump use) is refused by
+/// sshd, and the target behind it never sees a connection.
+fn no_forwarding_through_sshd(who: Who) {
+    let account = account(who);
+    let sandbox = Sandbox::new(&account);
+    let (init, port) = start_worker(&sandbox);
+    // A target that hangs up on whoever connects, so that a tunnel (if sshd opened one) ends at once.
+    let target = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let to = format!("127.0.0.1:{}", target.local_addr().unwrap().port());
+    let reached = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = reached.clone();
+    std::thread::spawn(move || {
+        if let Ok(connection) = target.accept() {
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            drop(connection);
+        }
+    });
+    let out = init.ssh("c-worker-0", port, "true", &["-o", "LogLevel=INFO", "-W", &to]);
+    let said = text(&out.stderr);
+    assert!(!reached.load(std::sync::atomic::Ordering::SeqCst), "sshd opened a tunnel to {to}");
+    assert!(!out.status.success(), "ssh -W {to} through sshd worked:\n{said}");
+    assert!(said.contains("administratively prohibited"), "{said}");
+    let shell = init.ssh("c-worker-0", port, "echo still a shell", &[]);
+    assert_eq!(text(&shell.stdout).trim(), "still a shell", "{}", text(&shell.stderr));
+}
+
+fn no_forwarding_through_sshd_as_root() {
+    no_forwarding_through_sshd(Who::Root);
+}
+
+fn no_forwarding_through_sshd_as_an_unprivileged_user() {
+    no_forwarding_through_sshd(Who::Unprivileged);
+}
+
+/// sshd as root trusts the cluster's authorized_keys for whoever asks; only the MPI user may log in.
+fn only_the_mpi_user_may_log_in() {
+    let root = account(Who::Root);
+    let other = account(Who::Unprivileged);
+    let sandbox = Sandbox::new(&root);
+    let (init, port) = start_worker(&sandbox);
+    let out = init.ssh("c-worker-0", port, "id -un", &["-l", &other.name]);
+    assert!(!out.status.success(), "{} logged in with the cluster key: {}", other.name, text(&out.stdout));
+    let log = init.log();
+    assert!(log.contains(&format!("User {} from 127.0.0.1 not allowed because not listed in AllowUsers", other.name)), "{log}");
+    assert!(!log.contains(&format!("Accepted publickey for {}", other.name)), "{log}");
+    let out = init.ssh("c-worker-0", port, "id -un", &[]);
+    assert_eq!(text(&out.stdout).trim(), "root", "{}", text(&out.stderr));
+}
+
 fn a_killed_sshd_is_restarted(who: Who) {
     let account = account(who);
     let sandbox = Sandbox::new(&account);
@@ -263,7 +312,7 @@ fn orphans_of_ssh_sessions_are_reaped_by_init() {
 
 fn main() {
     harness::main(harness::tests![
-        as_root => [cluster_key_logs_in_and_nothing_else_does_as_root, a_killed_sshd_is_restarted_as_root, sigterm_stops_init_and_its_sshd, bad_keys_stop_init_in_one_line_naming_the_file, a_port_in_use_is_named, a_missing_sshd_says_to_install_openssh_server, a_home_sshd_would_refuse_is_named_up_front, a_users_own_ssh_config_is_left_alone, a_closed_stderr_does_not_bring_init_down, orphans_of_ssh_sessions_are_reaped_by_init],
-        as_test_user => [cluster_key_logs_in_and_nothing_else_does_as_an_unprivileged_user, a_killed_sshd_is_restarted_as_an_unprivileged_user, a_key_the_user_cannot_read_asks_for_fs_group],
+        as_root => [cluster_key_logs_in_and_nothing_else_does_as_root, a_killed_sshd_is_restarted_as_root, sigterm_stops_init_and_its_sshd, bad_keys_stop_init_in_one_line_naming_the_file, a_port_in_use_is_named, a_missing_sshd_says_to_install_openssh_server, a_home_sshd_would_refuse_is_named_up_front, a_users_own_ssh_config_is_left_alone, a_closed_stderr_does_not_bring_init_down, orphans_of_ssh_sessions_are_reaped_by_init, no_forwarding_through_sshd_as_root],
+        as_test_user => [cluster_key_logs_in_and_nothing_else_does_as_an_unprivileged_user, a_killed_sshd_is_restarted_as_an_unprivileged_user, a_key_the_user_cannot_read_asks_for_fs_group, no_forwarding_through_sshd_as_an_unprivileged_user, only_the_mpi_user_may_log_in],
     ]);
 }

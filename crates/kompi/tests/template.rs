@@ -137,3 +137,39 @@ fn the_readme_lists_every_exit_status() {
     let table = &table[..table.find("\n\n").map_or(table.len(), |end| end + 1)];
     assert_eq!(body, table, "README's exit statuses are stale: paste the Exit status block of `kompi --help` between its markers");
 }
+
+#[test]
+fn values_files_over_the_cap_are_refused_before_they_are_read_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.yaml");
+    std::fs::File::create(&big).unwrap().set_len((16 << 20) + 1).unwrap();
+    let out = kompi(&["template", "mpi", "-f", big.to_str().unwrap(), "-f", &fixture("ssh-key.yaml")]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("big.yaml: is 16777217 bytes, more than the 16 MiB"), "{}", stderr(&out));
+    // An endless device: with the address space capped at 256 MiB, reading it whole would fail to
+    // allocate (and abort) long before it ended; the cap stops at 16 MiB and says so.
+    let out = Command::new("sh")
+        .args(["-c", "ulimit -v 262144 && exec \"$0\" template mpi -f /dev/zero", env!("CARGO_BIN_EXE_kompi")])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(stderr(&out).trim(), "error: /dev/zero: holds more than the 16 MiB kompi reads as a values file; is it the right file?");
+}
+
+#[test]
+fn a_line_smuggled_into_an_mca_value_or_an_image_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for (values, at) in [
+        ("mpi:\n  mcaParams:\n    btl_tcp_if_include: \"eth0\\nplm_rsh_agent = /tmp/evil\"\n", "v.yaml: mpi.mcaParams.btl_tcp_if_include:"),
+        ("image:\n  tag: \"1\\r\\nx\"\n", "v.yaml: image.tag:"),
+        ("appCodesToSync:\n- name: a\n  gitRepo: r\n  gitBranch: \"main\\n--upload-pack=evil\"\n  mountPath: /a\n", "v.yaml: appCodesToSync[0].gitBranch:"),
+    ] {
+        let path = write(dir.path(), "v.yaml", values);
+        let out = kompi(&["template", "mpi", "-f", path.to_str().unwrap(), "-f", &fixture("ssh-key.yaml")]);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(out.stdout.is_empty());
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(at) && err.contains("control character"), "{err}");
+    }
+}

@@ -101,7 +101,7 @@ fn hint(error: &watcher::Error) -> &'static str {
     };
     match code {
         401 => "the API server does not accept the pod's ServiceAccount token",
-        403 => "the cluster's Role (rendered by kompi template) must allow get, list and watch on pods",
+        403 => "the cluster's Role (rendered by kompi template) must allow list and watch on pods",
         _ => "the API server may be restarting or unreachable; retrying",
     }
 }

@@ -9,6 +9,8 @@ use super::error::InitError;
 #[derive(Clone, Debug)]
 pub struct Identity {
     pub uid: Uid,
+    /// The passwd name: the only account sshd lets in.
+    pub user_name: String,
     /// Where kompi keeps its files: $HOME, else the passwd home.
     pub home: PathBuf,
     /// The home sshd and ssh know (from /etc/passwd); ssh reads `~/.ssh/config` there, not in $HOME.
@@ -32,7 +34,7 @@ impl Identity {
             .map_err(|e| InitError::file("read", "the hostname", e.into()))?
             .to_string_lossy()
             .into_owned();
-        Ok(Identity { uid, home, passwd_home: user.dir, hostname })
+        Ok(Identity { uid, user_name: user.name, home, passwd_home: user.dir, hostname })
     }
 
     pub fn is_root(&self) -> bool {

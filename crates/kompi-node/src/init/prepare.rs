@@ -48,7 +48,13 @@ pub fn prepare(args: &InitArgs) -> Result<Sshd, InitError> {
     let host_key = keys::generate_host_key(&me.hostname)?;
     write_atomically(&layout.host_key, host_key.as_bytes(), 0o600).map_err(|e| InitError::file("write", &layout.host_key, e))?;
     let openssh = sshd::version(&args.sshd);
-    let config = sshd_config(&SshdConfig { port: args.ssh_port, files: &layout.sshd_files(), running_as_root: me.is_root(), openssh });
+    let config = sshd_config(&SshdConfig {
+        port: args.ssh_port,
+        files: &layout.sshd_files(),
+        running_as_root: me.is_root(),
+        user: &me.user_name,
+        openssh,
+    });
     write_atomically(&layout.sshd_config, config.as_bytes(), 0o600).map_err(|e| InitError::file("write", &layout.sshd_config, e))?;
 
     home::write_ssh_config(&layout, args.cluster.as_str(), args.ssh_port)?;

@@ -188,6 +188,103 @@ fn a_mismatched_key_pair_is_refused() {
     assert_eq!(l, vec!["k.yaml: sshKey: id_rsa_pub is not the public half of id_rsa; regenerate both with `kompi keygen`"]);
 }
 
+#[test]
+fn an_mca_value_cannot_smuggle_a_line_into_mca_params_conf() {
+    let err = load_with(vec![key_file(), file("m.yaml", "mpi:\n  mcaParams:\n    btl_tcp_if_include: \"eth0\\nplm_rsh_agent = /tmp/evil\"\n    ok_one: 1\n")]).unwrap_err();
+    assert_eq!(
+        lines(err),
+        ["m.yaml: mpi.mcaParams.btl_tcp_if_include: the value of btl_tcp_if_include contains the control character '\\n', which would break its line in mca-params.conf; remove it"]
+    );
+    let err = load_with(vec![key_file(), Source::Set("mpi.mcaParams.btl=tcp\rself".into())]).unwrap_err();
+    assert!(lines(err)[0].contains("control character '\\r'"));
+}
+
+#[test]
+fn sub_paths_stay_inside_their_volume() {
+    let err = load_with(vec![
+        key_file(),
+        file(
+            "s.yaml",
+            "appCodesToSync:\n- name: a\n  gitRepo: r\n  mountPath: /a\n  subPath: ../../etc\n- name: b\n  gitRepo: r\n  mountPath: /b\n  subPath: /etc\n\
+             mpiWorkers:\n  volumes:\n  - name: data\n    emptyDir: {}\n  volumeMounts:\n  - name: data\n    mountPath: /data\n    subPath: x/../../y\n",
+        ),
+    ])
+    .unwrap_err();
+    let l = lines(err);
+    assert_eq!(l.len(), 3, "{l:#?}");
+    assert!(l[0].starts_with("s.yaml: appCodesToSync[0].subPath: \"../../etc\" must not contain '..'"), "{l:#?}");
+    assert!(l[1].starts_with("s.yaml: appCodesToSync[1].subPath: \"/etc\" must be relative"), "{l:#?}");
+    assert!(l[2].starts_with("s.yaml: mpiWorkers.volumeMounts[0].subPath: \"x/../../y\" must not contain '..'"), "{l:#?}");
+    let ok = load_with(vec![key_file(), file("s.yaml", "appCodesToSync:\n- name: a\n  gitRepo: r\n  mountPath: /a\n  subPath: examples/..x/y\n")]);
+    assert!(ok.is_ok(), "a name that merely starts with dots is fine");
+}
+
+#[test]
+fn git_sync_with_a_deploy_key_cannot_run_in_a_non_root_pod() {
+    let app = "appCodesToSync:\n- name: priv\n  gitRepo: git@h:o/r.git\n  mountPath: /p\n  gitSecretName: creds\n";
+    let err = load_with(vec![key_file(), file("g.yaml", &format!("{app}mpiWorkers:\n  securityContext:\n    runAsNonRoot: true\n    runAsUser: 1000\n"))]).unwrap_err();
+    assert_eq!(
+        lines(err),
+        ["g.yaml: appCodesToSync[0].gitSecretName: git-sync needs root to read the deploy key of \"priv\", but mpiWorkers.securityContext.runAsNonRoot is true; use a public repository or drop that setting"]
+    );
+    let err = load_with(vec![key_file(), file("g.yaml", app), Source::Set("security.profile=restricted".into())]).unwrap_err();
+    assert!(lines(err)[0].contains("but security.profile is restricted"));
+    assert!(load_with(vec![key_file(), file("g.yaml", app)]).is_ok());
+}
+
+#[test]
+fn the_restricted_profile_fills_in_non_root_settings_and_refuses_what_breaks_it() {
+    let spec = load_with(vec![key_file(), Source::Set("security.profile=restricted".into())]).unwrap().spec;
+    assert!(spec.restricted);
+    for pod in [&spec.master.pod, &spec.workers.pod] {
+        let sc = pod.security_context.as_ref().unwrap();
+        assert_eq!((sc.run_as_non_root, sc.run_as_user, sc.run_as_group, sc.fs_group), (Some(true), Some(1000), Some(1000), Some(1000)));
+        assert_eq!(sc.seccomp_profile.as_ref().unwrap().type_, "RuntimeDefault");
+        let c = pod.container_security_context.as_ref().unwrap();
+        assert_eq!(c.allow_privilege_escalation, Some(false));
+        assert_eq!(c.capabilities.as_ref().unwrap().drop.as_deref(), Some(&["ALL".to_string()][..]));
+        assert!(!pod.runs_as_root());
+    }
+    let err = load_with(vec![
+        key_file(),
+        Source::Set("security.profile=restricted".into()),
+        file(
+            "r.yaml",
+            "mpiMaster:\n  securityContext:\n    runAsUser: 0\n  containerSecurityContext:\n    privileged: true\n    capabilities:\n      add: [NET_ADMIN]\n\
+             mpiWorkers:\n  volumes:\n  - name: host\n    hostPath:\n      path: /\n",
+        ),
+    ])
+    .unwrap_err();
+    let l = lines(err);
+    assert_eq!(l.len(), 4, "{l:#?}");
+    assert!(l[0].starts_with("r.yaml: mpiMaster.securityContext.runAsUser: must not be 0 (root) breaks"), "{l:#?}");
+    assert!(l.iter().any(|x| x.starts_with("r.yaml: mpiMaster.containerSecurityContext.privileged: must not be true")), "{l:#?}");
+    assert!(l.iter().any(|x| x.starts_with("r.yaml: mpiMaster.containerSecurityContext.capabilities.add: \"NET_ADMIN\"")), "{l:#?}");
+    assert!(l.iter().any(|x| x.starts_with("r.yaml: mpiWorkers.volumes[0].hostPath: hostPath volumes are not allowed")), "{l:#?}");
+    // Without the profile the same values are the user's own business.
+    let plain = load_with(vec![key_file(), Source::Set("mpiMaster.containerSecurityContext.privileged=true".into())]).unwrap().spec;
+    assert_eq!(plain.master.pod.container_security_context.unwrap().privileged, Some(true));
+}
+
+#[test]
+fn debug_output_never_shows_the_private_key() {
+    let key = generate(KeyType::Ed25519, "test", &mut OsRng).unwrap();
+    let body = key.private_openssh.lines().nth(1).unwrap().to_string();
+    let sources = vec![
+        Source::File { name: "ssh-key.yaml".into(), text: values_yaml(&key) },
+        Source::Set(format!("sshKey.id_rsa={}", key.private_openssh)),
+    ];
+    let loaded = load_with(sources.clone()).unwrap();
+    let layer = crate::tree::Layer { origin: Origin::File("k".into()), tree: parse_yaml(&values_yaml(&key)).unwrap() };
+    let defaults = crate::tree::Layer { origin: Origin::Defaults, tree: parse_yaml(DEFAULTS_YAML).unwrap() };
+    let merged = Merged::new(&defaults, std::slice::from_ref(&layer));
+    for shown in [format!("{sources:?}"), format!("{loaded:?}"), format!("{layer:?}"), format!("{merged:?}")] {
+        assert!(!shown.contains(&body), "{shown}");
+        assert!(!shown.contains("PRIVATE KEY"), "{shown}");
+    }
+    assert!(format!("{merged:?}").contains(key.public_openssh.split_whitespace().nth(1).unwrap()), "the public half stays visible");
+}
+
 mod fuzz {
     use super::*;
     use proptest::prelude::*;

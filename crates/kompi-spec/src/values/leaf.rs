@@ -6,12 +6,13 @@ use std::collections::BTreeMap;
 use std::marker::PhantomData;
 
 use k8s_openapi::api::core::v1::{
-    Affinity, LocalObjectReference, PodSecurityContext, ResourceRequirements, Toleration, Volume, VolumeMount,
+    Affinity, LocalObjectReference, PodSecurityContext, ResourceRequirements, SecurityContext, Toleration, Volume, VolumeMount,
 };
 use serde::de::{Deserialize, Deserializer, Error, IgnoredAny};
 use serde_json::Value;
 
 use crate::k8s;
+use crate::limits::MAX_WAIT_SECONDS;
 use crate::schema::{Node, Schema, deserializes};
 use crate::tree::{YamlPath, describe};
 
@@ -31,17 +32,30 @@ macro_rules! leaf {
     };
 }
 
-/// Text, `NONEMPTY` or not. YAML reads `tag: 1.10` as a number; Helm prints it back as text, so a
-/// number or a boolean is accepted and kept as written by YAML.
+/// Text, `NONEMPTY` or not, of one line unless `FORM` says otherwise. YAML reads `tag: 1.10` as a
+/// number; Helm prints it back as text, so a number or a boolean is accepted and kept as written by YAML.
+/// Values land in config files and on command lines, one setting a line: a control character (a line
+/// break above all) would smuggle in a line of its own, so only [`Lines`] may hold line breaks.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Text<const NONEMPTY: bool>(String);
+pub struct Text<const NONEMPTY: bool, const FORM: u8 = ONE_LINE>(String);
+
+/// One line, no control characters.
+pub const ONE_LINE: u8 = 0;
+/// One line; line breaks at its end (a YAML block scalar's) are dropped.
+pub const FINAL_BREAK: u8 = 1;
+/// Several lines: line breaks and tabs are the only control characters allowed.
+pub const LINES: u8 = 2;
 
 /// Text that must not be empty (or only blanks).
 pub type NonEmpty = Text<true>;
 /// Text that may be empty.
 pub type AnyText = Text<false>;
+/// A non-empty text of several lines (a shell command, a PEM key).
+pub type Lines = Text<true, LINES>;
+/// A non-empty line that may end in a line break (a public key).
+pub type Line = Text<true, FINAL_BREAK>;
 
-impl<const NONEMPTY: bool> Text<NONEMPTY> {
+impl<const NONEMPTY: bool, const FORM: u8> Text<NONEMPTY, FORM> {
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -51,9 +65,9 @@ impl<const NONEMPTY: bool> Text<NONEMPTY> {
     }
 }
 
-impl<'de, const NONEMPTY: bool> Deserialize<'de> for Text<NONEMPTY> {
+impl<'de, const NONEMPTY: bool, const FORM: u8> Deserialize<'de> for Text<NONEMPTY, FORM> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = match Value::deserialize(deserializer)? {
+        let mut text = match Value::deserialize(deserializer)? {
             Value::String(s) => s,
             v @ (Value::Number(_) | Value::Bool(_)) => v.to_string(),
             other => return Err(D::Error::custom(format!("expected a string, got {}", describe(&other)))),
@@ -61,11 +75,18 @@ impl<'de, const NONEMPTY: bool> Deserialize<'de> for Text<NONEMPTY> {
         if NONEMPTY && text.trim().is_empty() {
             return Err(D::Error::custom("must not be empty"));
         }
+        if FORM == FINAL_BREAK {
+            text.truncate(text.trim_end_matches(['\n', '\r']).len());
+        }
+        let allowed: &[char] = if FORM == LINES { &['\n', '\r', '\t'] } else { &[] };
+        if let Some(c) = text.chars().find(|c| c.is_control() && !allowed.contains(c)) {
+            return Err(D::Error::custom(format!("contains the control character {c:?}, which would break the line it is written into; remove it")));
+        }
         Ok(Text(text))
     }
 }
 
-impl<const NONEMPTY: bool> Schema for Text<NONEMPTY> {
+impl<const NONEMPTY: bool, const FORM: u8> Schema for Text<NONEMPTY, FORM> {
     type Paths = YamlPath;
     const NODE: Node = Node::Leaf(deserializes::<Self>);
     fn paths(at: YamlPath) -> YamlPath {
@@ -119,7 +140,9 @@ impl<'de> Deserialize<'de> for Seconds {
             Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => s.parse().ok(),
             other => other.as_u64(),
         };
-        seconds.map(Seconds).ok_or_else(|| D::Error::custom(format!("expected a non-negative number of seconds, got {}", describe(&value))))
+        seconds.filter(|s| *s <= u64::from(MAX_WAIT_SECONDS)).map(Seconds).ok_or_else(|| {
+            D::Error::custom(format!("expected a number of seconds from 0 to {MAX_WAIT_SECONDS}, got {}", describe(&value)))
+        })
     }
 }
 
@@ -170,6 +193,7 @@ impl<'de> Deserialize<'de> for Resources {
 // Kubernetes objects: checked against their k8s-openapi types, for wrong types and unknown fields alike.
 leaf!(Resources, |value, at| k8s::check::<ResourceRequirements>(&k8s::normalize_resources(value), at));
 leaf!(PodSecurityContext, k8s::check::<PodSecurityContext>);
+leaf!(SecurityContext, k8s::check::<SecurityContext>);
 leaf!(BTreeMap<String, String>, k8s::check::<BTreeMap<String, String>>);
 leaf!(Vec<Toleration>, k8s::check::<Vec<Toleration>>);
 leaf!(Affinity, k8s::check::<Affinity>);

@@ -14,7 +14,7 @@ pub struct LaunchArgs {
     #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..))]
     pub npernode: Option<u32>,
     /// An Open MPI MCA parameter for this run; may repeat
-    #[arg(long, value_name = "NAME=VALUE", value_parser = parse_key_value)]
+    #[arg(long, value_name = "NAME=VALUE", value_parser = kompi_spec::mca_parameter)]
     pub mca: Vec<(String, String)>,
     /// The program and its arguments
     #[arg(last = true, required = true, value_name = "COMMAND")]
@@ -34,10 +34,3 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(secs))
 }
 
-pub fn parse_key_value(text: &str) -> Result<(String, String), String> {
-    let (k, v) = text.split_once('=').ok_or_else(|| format!("{text:?}: expected NAME=VALUE"))?;
-    if k.is_empty() {
-        return Err(format!("{text:?}: the name is empty"));
-    }
-    Ok((k.to_string(), v.to_string()))
-}

@@ -25,6 +25,7 @@ fn main() {
         non_root_clusters_run_the_same_hello,
         rbac_grants_exactly_what_the_sidecar_needs_and_mpi_containers_have_no_token,
         allreduce_from_the_examples_runs_across_the_pods,
+        a_restricted_cluster_meets_the_profile_and_runs_allreduce_across_its_pods,
         every_golden_fixture_passes_the_api_servers_validation,
         up_run_update_scale_and_down,
         a_worker_deleted_during_a_run_fails_it_and_is_named,
