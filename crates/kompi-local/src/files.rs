@@ -2,24 +2,16 @@
 //! one of them goes is replaced, never followed: new files are created exclusively (`O_EXCL`, which
 //! does not follow a final symlink) and renamed into place, new log files opened `O_NOFOLLOW`.
 
-use std::fs::{File, OpenOptions, Permissions};
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 use crate::error::LocalError;
 
-/// Replaces `path` with a new file holding `content` (a temporary file beside it, renamed over it):
-/// whatever was at `path`, a symlink included, is replaced and its target left alone. No fsync: the
-/// state describes namespaces and processes that do not outlive the machine's uptime either.
+/// Replaces `path` with a new file holding `content` (node's atomic write: a temporary file beside it,
+/// renamed over it): whatever was at `path`, a symlink included, is replaced and its target left alone.
 pub fn replace(path: &Path, content: &[u8], mode: u32) -> Result<(), LocalError> {
-    let fail = |e: io::Error| LocalError::io(format!("writing {}", path.display()), e);
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut temp = tempfile::Builder::new().prefix(".kompi-").tempfile_in(dir).map_err(fail)?;
-    temp.as_file().set_permissions(Permissions::from_mode(mode)).map_err(fail)?;
-    temp.write_all(content).map_err(fail)?;
-    temp.persist(path).map_err(|e| fail(e.error))?;
-    Ok(())
+    kompi_node::atomic_file::write_atomically(path, content, mode).map_err(|e| LocalError::io(format!("writing {}", path.display()), e))
 }
 
 /// A new file for writing (a node's log): refused if anything, a symlink included, is already there.
@@ -68,7 +60,8 @@ pub fn check_root_only(path: &Path) -> Result<(), LocalError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::symlink;
+    use std::fs::Permissions;
+    use std::os::unix::fs::{PermissionsExt, symlink};
 
     #[test]
     fn a_planted_symlink_is_replaced_and_its_target_left_alone() {

@@ -1,7 +1,7 @@
 //! kompi inside the MPI pods (and inside the local backend's nodes): `kompi init`, `kompi hostfile` and
 //! `kompi launch`; and the hostfile writer the local backend shares.
 
-mod atomic_file;
+pub mod atomic_file;
 mod cli;
 mod foreground;
 pub mod gate;
