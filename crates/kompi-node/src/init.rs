@@ -37,7 +37,7 @@ pub const EXIT_STATUSES: StatusMeanings<'static> = StatusMeanings {
         (ErrorKind::Failed, "setup failed; the one line on stderr names the file, directory, port or binary and the fix"),
         (ErrorKind::InvalidInput, "invalid arguments"),
         (ErrorKind::WorkersNotReady, "one-shot: the workers did not all answer within --wait-timeout (the command never ran)"),
-        (ErrorKind::CommandNotFound, "one-shot: bash cannot be started"),
+        (ErrorKind::CommandNotFound, "one-shot: bash (on a launcher: its program) cannot be started"),
     ],
     otherwise: Some("one-shot: the command's own exit status (128+S when a signal S ended it)"),
 };
@@ -53,8 +53,9 @@ Files, all owned by the running user ($HOME, else the passwd home):
 /// Arguments of `kompi init`, as `kompi template` writes them into the pod specs.
 #[derive(Args, Debug, Clone)]
 pub struct InitArgs {
-    /// This container's part: the master (where mpiexec runs) or a worker
-    #[arg(long, value_parser = PossibleValuesParser::new(["master", "worker"]).map(|s| role(&s)))]
+    /// This container's part: the master (where mpiexec runs), a worker, or an MPIJob's launcher (which
+    /// runs the command after `--` itself, without a shell, once every worker answers on ssh)
+    #[arg(long, value_parser = PossibleValuesParser::new(["master", "worker", "launcher"]).map(|s| role(&s)))]
     pub role: Role,
 
     /// The cluster's name (the master is <CLUSTER>-master, workers <CLUSTER>-worker-<i>)
@@ -82,14 +83,14 @@ pub struct InitArgs {
     pub mca: Vec<(String, String)>,
 
     /// One-shot mode: run COMMAND once the hostfile lists this many workers and each answers on its ssh port
-    #[arg(long, value_name = "N", requires_all = ["handshake_dir", "command"])]
+    #[arg(long, value_name = "N", requires = "command")]
     pub one_shot_workers: Option<u32>,
 
     /// One-shot mode: how long to wait for the workers before giving up
     #[arg(long = "wait-timeout", value_name = "SECONDS", default_value_t = 600)]
     pub wait_timeout_seconds: u64,
 
-    /// One-shot mode: where to leave the command's exit status for the sidecar
+    /// One-shot mode on the master: where to leave the command's exit status for the sidecar
     #[arg(long, value_name = "DIR", requires = "one_shot_workers")]
     pub handshake_dir: Option<PathBuf>,
 
@@ -97,13 +98,27 @@ pub struct InitArgs {
     #[arg(long, value_name = "PATH", default_value = "/usr/sbin/sshd")]
     pub sshd: PathBuf,
 
+    /// Do not run sshd: a launcher that is not one of the job's hosts only connects out
+    #[arg(long)]
+    pub no_sshd: bool,
+
     /// One-shot mode: where Kubernetes collects the termination message (written only if it exists)
     #[arg(long, value_name = "PATH", default_value = "/dev/termination-log")]
     pub termination_log: PathBuf,
 
-    /// One-shot mode: the command, run with `bash -c` (after `--`)
+    /// One-shot mode: the command (after `--`); on the master one argument, run with `bash -c`; on a
+    /// launcher the program and its arguments
     #[arg(last = true, value_name = "COMMAND", requires = "one_shot_workers")]
-    pub command: Option<String>,
+    pub command: Vec<String>,
+}
+
+/// How the one-shot command is started.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Run {
+    /// kube-openmpi's `oneShot.command`: `bash -c COMMAND`.
+    Shell(String),
+    /// An MPIJob launcher's command and arguments, as the pod spec gave them.
+    Exec(Vec<String>),
 }
 
 /// What one-shot mode runs, and when.
@@ -111,24 +126,44 @@ pub struct InitArgs {
 pub struct OneShot {
     pub workers: u32,
     pub wait_timeout: Duration,
-    pub handshake_dir: PathBuf,
-    pub command: String,
+    /// The master's: where its sidecar waits for the exit status (a launcher has no sidecar).
+    pub handshake_dir: Option<PathBuf>,
+    pub run: Run,
     pub termination_log: PathBuf,
 }
 
 impl InitArgs {
     fn one_shot(&self) -> Result<Option<OneShot>, InitError> {
-        let (Some(workers), Some(handshake_dir), Some(command)) = (self.one_shot_workers, &self.handshake_dir, &self.command) else {
+        let usage = |m: &str| Err(InitError::Usage(m.into()));
+        if self.no_sshd && self.role != Role::Launcher {
+            return usage("--no-sshd is for an MPIJob launcher that is not one of the job's hosts; masters and workers serve ssh");
+        }
+        let Some(workers) = self.one_shot_workers else {
+            if self.role == Role::Launcher {
+                return usage("--role=launcher needs --one-shot-workers=N and the job's command after --");
+            }
             return Ok(None);
         };
-        if self.role != Role::Master {
-            return Err(InitError::Usage("one-shot mode (--one-shot-workers) runs on the master only; drop it or use --role=master".into()));
-        }
+        let run = match self.role {
+            Role::Worker => {
+                return usage("one-shot mode (--one-shot-workers) runs on the master only (or an MPIJob's launcher); drop it or use --role=master");
+            }
+            Role::Master => {
+                let [command] = self.command.as_slice() else {
+                    return usage("the master's one-shot command is one argument after --, run with bash -c (quote it)");
+                };
+                if self.handshake_dir.is_none() {
+                    return usage("one-shot mode on the master needs --handshake-dir, where its hostfile sidecar learns the exit status");
+                }
+                Run::Shell(command.clone())
+            }
+            Role::Launcher => Run::Exec(self.command.clone()),
+        };
         Ok(Some(OneShot {
             workers,
             wait_timeout: Duration::from_secs(self.wait_timeout_seconds),
-            handshake_dir: handshake_dir.clone(),
-            command: command.clone(),
+            handshake_dir: self.handshake_dir.clone(),
+            run,
             termination_log: self.termination_log.clone(),
         }))
     }
@@ -140,31 +175,39 @@ pub fn run(args: &InitArgs, status_of: ExitStatusOf) -> i32 {
     let _entered = span.enter();
     let one_shot = match args.one_shot() {
         Ok(one_shot) => one_shot,
-        Err(error) => return fail(&error, None, status_of),
+        Err(error) => return fail(&error, None, &args.termination_log, status_of),
     };
     let sshd = match prepare::prepare(args) {
         Ok(sshd) => sshd,
-        Err(error) => return fail(&error, one_shot.as_ref(), status_of),
+        Err(error) => return fail(&error, one_shot.as_ref(), &args.termination_log, status_of),
     };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
-        Err(source) => return fail(&InitError::Runtime(source), one_shot.as_ref(), status_of),
+        Err(source) => return fail(&InitError::Runtime(source), one_shot.as_ref(), &args.termination_log, status_of),
     };
     runtime.block_on(node::run(args, sshd, one_shot, span.clone(), status_of))
 }
 
-/// Reports a setup failure in one line; in one-shot mode also tells the sidecar, so the pod can finish.
-fn fail(error: &InitError, one_shot: Option<&OneShot>, status_of: ExitStatusOf) -> i32 {
+/// Reports a setup failure in one line, also as the container's termination message (so whoever
+/// watches the pod, the MPIJob operator say, can tell why it ended); in one-shot mode also tells the
+/// sidecar, so the pod can finish.
+fn fail(error: &InitError, one_shot: Option<&OneShot>, termination_log: &std::path::Path, status_of: ExitStatusOf) -> i32 {
     cli::print_error(error);
     let status = status_of(error.kind());
-    if let Some(job) = one_shot {
-        one_shot::record_outcome(job, status, &format!("kompi init failed: {error}"));
+    let message = format!("kompi init failed: {error}");
+    match one_shot {
+        Some(job) => one_shot::record_outcome(job, status, &message),
+        None => one_shot::write_termination_message(termination_log, &message),
     }
     status
 }
 
 fn role(s: &str) -> Role {
-    if s == "worker" { Role::Worker } else { Role::Master }
+    match s {
+        "worker" => Role::Worker,
+        "launcher" => Role::Launcher,
+        _ => Role::Master,
+    }
 }
 
 /// Checked again here (defence in depth): each parameter becomes one line of mca-params.conf.
@@ -176,7 +219,7 @@ fn mca_parameter(s: &str) -> Result<(String, String), String> {
 mod tests {
     use super::*;
     use clap::Parser;
-    use kompi_render::command::{InitCommand, OneShotCommand};
+    use kompi_render::command::{InitCommand, JobInitCommand, JobLaunch, OneShotCommand};
 
     #[derive(Parser)]
     struct Cli {
@@ -235,8 +278,53 @@ mod tests {
         let one_shot = args.one_shot().unwrap().unwrap();
         assert_eq!(one_shot.workers, 3);
         assert_eq!(one_shot.wait_timeout, Duration::from_secs(90));
-        assert_eq!(one_shot.handshake_dir, PathBuf::from(job.handshake_dir));
-        assert_eq!(one_shot.command, job.command);
+        assert_eq!(one_shot.handshake_dir, Some(PathBuf::from(job.handshake_dir)));
+        assert_eq!(one_shot.run, Run::Shell(job.command));
+    }
+
+    fn job_command(launch: Option<JobLaunch>) -> JobInitCommand {
+        JobInitCommand {
+            role: if launch.is_some() { Role::Launcher } else { Role::Worker },
+            job: "pi".into(),
+            ssh_port: 2022,
+            mpi: MpiImplementation::OpenMpi,
+            key_dir: "/etc/kompi/ssh-key".into(),
+            hostfile: "/etc/mpi/hostfile".into(),
+            sshd: Some("/usr/local/sbin/sshd".into()),
+            launch,
+        }
+    }
+
+    #[test]
+    fn rendered_job_command_lines_parse() {
+        let worker = parse(&job_command(None).to_args()).unwrap();
+        assert_eq!((worker.role, worker.sshd.clone(), worker.no_sshd), (Role::Worker, PathBuf::from("/usr/local/sbin/sshd"), false));
+        assert_eq!(worker.one_shot().unwrap(), None);
+        let command = vec!["mpirun".to_string(), "-n".into(), "2".into(), "sh".into(), "-c".into(), "echo $(hostname)".into()];
+        let launch = JobLaunch { hosts: 3, wait_timeout_seconds: 30, serve_ssh: false, command: command.clone() };
+        let launcher = parse(&job_command(Some(launch.clone())).to_args()).unwrap();
+        assert_eq!((launcher.role, launcher.no_sshd, launcher.cluster.as_str()), (Role::Launcher, true, "pi"));
+        let one_shot = launcher.one_shot().unwrap().unwrap();
+        assert_eq!((one_shot.workers, one_shot.wait_timeout, one_shot.handshake_dir), (3, Duration::from_secs(30), None));
+        assert_eq!(one_shot.run, Run::Exec(command));
+        let serving = parse(&job_command(Some(JobLaunch { serve_ssh: true, ..launch })).to_args()).unwrap();
+        assert!(!serving.no_sshd);
+    }
+
+    #[test]
+    fn a_launcher_needs_its_command_and_only_it_may_skip_sshd() {
+        let mut args = job_command(None).to_args();
+        args = args.into_iter().map(|a| if a == "--role=worker" { "--role=launcher".into() } else { a }).collect();
+        let error = parse(&args).unwrap().one_shot().unwrap_err();
+        assert!(error.to_string().contains("needs --one-shot-workers"), "{error}");
+        let mut worker = job_command(None).to_args();
+        worker.push("--no-sshd".into());
+        let error = parse(&worker).unwrap().one_shot().unwrap_err();
+        assert!(error.to_string().contains("--no-sshd is for an MPIJob launcher"), "{error}");
+        let mut master = command(Role::Master, None).to_args();
+        master.extend(["--one-shot-workers=1".to_string(), "--".into(), "true".into()]);
+        let error = parse(&master).unwrap().one_shot().unwrap_err();
+        assert!(error.to_string().contains("--handshake-dir"), "{error}");
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod foreground;
 pub mod gate;
 pub mod hostfile;
 pub mod init;
+pub mod inject;
 pub mod launch;
 mod reaper;
 mod termination;

@@ -10,6 +10,8 @@ use kompi_spec::MpiImplementation;
 pub enum Role {
     Master,
     Worker,
+    /// An MPIJob's launcher: runs the job's command once every host of the hostfile answers on ssh.
+    Launcher,
 }
 
 impl Role {
@@ -17,6 +19,7 @@ impl Role {
         match self {
             Role::Master => "master",
             Role::Worker => "worker",
+            Role::Launcher => "launcher",
         }
     }
 
@@ -51,17 +54,22 @@ pub struct OneShotCommand {
     pub command: String,
 }
 
+/// The arguments every `kompi init` line starts with.
+fn init_args(role: Role, cluster: &str, ssh_port: u16, mpi: MpiImplementation, key_dir: &str, hostfile: &str) -> Vec<String> {
+    vec![
+        "init".to_string(),
+        format!("--role={}", role.as_str()),
+        format!("--cluster={cluster}"),
+        format!("--ssh-port={ssh_port}"),
+        format!("--mpi={}", mpi.as_str()),
+        format!("--key-dir={key_dir}"),
+        format!("--hostfile={hostfile}"),
+    ]
+}
+
 impl InitCommand {
     pub fn to_args(&self) -> Vec<String> {
-        let mut args = vec![
-            "init".to_string(),
-            format!("--role={}", self.role.as_str()),
-            format!("--cluster={}", self.cluster),
-            format!("--ssh-port={}", self.ssh_port),
-            format!("--mpi={}", self.mpi.as_str()),
-            format!("--key-dir={}", self.key_dir),
-            format!("--hostfile={}", self.hostfile),
-        ];
+        let mut args = init_args(self.role, &self.cluster, self.ssh_port, self.mpi, &self.key_dir, &self.hostfile);
         args.extend(self.mca.iter().map(|(k, v)| format!("--mca={k}={v}")));
         if let Some(o) = &self.one_shot {
             args.push(format!("--one-shot-workers={}", o.workers));
@@ -152,6 +160,55 @@ impl LaunchCommand {
         }
         args.push("--".into());
         args.extend(self.command.iter().cloned());
+        args
+    }
+}
+
+/// `kompi init` in the pods of an MPIJob, as the operator writes it: a worker serves ssh; the launcher
+/// waits until every host of the job's hostfile answers, then runs the job's command itself.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobInitCommand {
+    /// [`Role::Worker`] or [`Role::Launcher`].
+    pub role: Role,
+    /// The MPIJob's name (its hosts are `<job>-worker-<i>` and `<job>-launcher`).
+    pub job: String,
+    pub ssh_port: u16,
+    pub mpi: MpiImplementation,
+    pub key_dir: String,
+    pub hostfile: String,
+    /// The image's sshd, when the pod's own command named one.
+    pub sshd: Option<String>,
+    /// The launcher's part.
+    pub launch: Option<JobLaunch>,
+}
+
+/// What an MPIJob's launcher runs, and when.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobLaunch {
+    /// Hosts the hostfile must list, each answering on ssh, before the command starts.
+    pub hosts: u32,
+    pub wait_timeout_seconds: u32,
+    /// Serve ssh too: the launcher is one of the hosts (`runLauncherAsWorker`).
+    pub serve_ssh: bool,
+    /// The program and its arguments, run without a shell.
+    pub command: Vec<String>,
+}
+
+impl JobInitCommand {
+    pub fn to_args(&self) -> Vec<String> {
+        let mut args = init_args(self.role, &self.job, self.ssh_port, self.mpi, &self.key_dir, &self.hostfile);
+        if let Some(sshd) = &self.sshd {
+            args.push(format!("--sshd={sshd}"));
+        }
+        if let Some(launch) = &self.launch {
+            args.push(format!("--one-shot-workers={}", launch.hosts));
+            args.push(format!("--wait-timeout={}", launch.wait_timeout_seconds));
+            if !launch.serve_ssh {
+                args.push("--no-sshd".to_string());
+            }
+            args.push("--".to_string());
+            args.extend(launch.command.iter().cloned());
+        }
         args
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod command;
 pub mod hostfile;
+pub mod inject;
 pub mod labels;
 pub mod launcher;
 pub mod master;

@@ -53,3 +53,9 @@ pub fn instance_selector(cluster: &str) -> String {
 pub fn worker_selector(cluster: &str) -> String {
     format!("{},{LABEL_COMPONENT}={COMPONENT_WORKER}", instance_selector(cluster))
 }
+
+/// Where kompi is injected into pods whose image may lack it: an emptyDir that kompi's init container
+/// fills and the MPI containers mount read-only.
+pub const INJECT_DIR: &str = "/kompi";
+/// kompi's binary there.
+pub const INJECTED_KOMPI_BIN: &str = "/kompi/kompi";

@@ -134,6 +134,58 @@ fn a_setup_failure_in_one_shot_mode_still_releases_the_sidecar() {
     assert!(read(&sandbox.path().join("termination-log")).contains("authorized_keys"));
 }
 
+/// An MPIJob launcher (`--role=launcher --no-sshd`) whose command is `command` (run without a shell).
+fn start_launcher(sandbox: &Sandbox, account: &Account, keys: &Path, port: u16, hostfile: &str, hosts: u32, command: &[&str]) -> (Init, PathBuf) {
+    let name = format!("launcher-{port}");
+    let hostfile_path = sandbox.write(&format!("{name}-hostfile"), hostfile);
+    let termination_log = sandbox.write(&format!("{name}-termination-log"), "");
+    let mut args = init_args("launcher", port, keys, &hostfile_path);
+    args.extend([
+        format!("--one-shot-workers={hosts}"),
+        "--wait-timeout=60".into(),
+        "--no-sshd".into(),
+        format!("--termination-log={}", termination_log.display()),
+        "--".into(),
+    ]);
+    args.extend(command.iter().map(|s| s.to_string()));
+    (Init::start(account, &sandbox.home(&name), &args), termination_log)
+}
+
+fn a_launcher_runs_its_command_without_a_shell_once_the_workers_sshd_answers() {
+    let account = account(Who::Root);
+    let sandbox = Sandbox::new(&account);
+    let port = free_port();
+    let keys = sandbox.key_dir(&cluster_key());
+    let (mut launcher, termination_log) =
+        start_launcher(&sandbox, &account, &keys, port, "127.0.0.1 slots=1\n", 1, &["/bin/echo", "no $HOME expansion", "'quoted'"]);
+    launcher.wait_for_log("waiting for the workers");
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(launcher.try_status().is_none(), "the command ran before the worker answered:\n{}", launcher.log());
+    assert!(!listening(port), "a launcher that is not a host runs no sshd");
+
+    let mut worker = Init::start(&account, &sandbox.home("worker"), &init_args("worker", port, &keys, &sandbox.path().join("hostfile")));
+    worker.wait_ready();
+    assert_eq!(launcher.wait_exit().code(), Some(0), "{}", launcher.log());
+    assert_eq!(read(&launcher.stdout), "no $HOME expansion 'quoted'\n", "the arguments reach the program as they are");
+    assert_eq!(read(&termination_log), "0\n");
+    assert!(!launcher.log().contains("sshd ready"), "{}", launcher.log());
+    for private in [".kompi/id_cluster", ".ssh/config"] {
+        assert!(launcher.home.join(private).exists(), "the launcher's ssh client needs {private}");
+    }
+}
+
+fn a_launchers_exit_status_is_its_commands() {
+    let account = account(Who::Root);
+    let sandbox = Sandbox::new(&account);
+    let keys = sandbox.key_dir(&cluster_key());
+    let (mut launcher, termination_log) = start_launcher(&sandbox, &account, &keys, free_port(), "", 0, &["/bin/sh", "-c", "exit 5"]);
+    assert_eq!(launcher.wait_exit().code(), Some(5), "{}", launcher.log());
+    assert_eq!(read(&termination_log), "5\n");
+    let (mut missing, _) = start_launcher(&sandbox, &account, &keys, free_port(), "", 0, &["/nonexistent/mpirun"]);
+    assert_eq!(missing.wait_exit().code(), Some(127), "{}", missing.log());
+    assert!(missing.log().contains("cannot start /nonexistent/mpirun"), "{}", missing.log());
+}
+
 fn main() {
-    harness::main(harness::tests![as_root => [the_commands_exit_status_reaches_kubernetes_and_the_sidecar, a_command_killed_by_a_signal_reports_128_plus_the_signal, the_command_waits_until_the_listed_workers_answer, giving_up_names_the_workers_that_never_came, sigterm_during_the_job_reaches_the_command_and_its_children, a_setup_failure_in_one_shot_mode_still_releases_the_sidecar]]);
+    harness::main(harness::tests![as_root => [the_commands_exit_status_reaches_kubernetes_and_the_sidecar, a_command_killed_by_a_signal_reports_128_plus_the_signal, the_command_waits_until_the_listed_workers_answer, giving_up_names_the_workers_that_never_came, sigterm_during_the_job_reaches_the_command_and_its_children, a_setup_failure_in_one_shot_mode_still_releases_the_sidecar, a_launcher_runs_its_command_without_a_shell_once_the_workers_sshd_answers, a_launchers_exit_status_is_its_commands]]);
 }

@@ -11,7 +11,7 @@ use crate::gate::Gate;
 use super::{InitArgs, OneShot, one_shot, supervisor};
 use crate::termination::Termination;
 
-pub async fn run(args: &InitArgs, sshd: Sshd, job: Option<OneShot>, span: Span, status_of: ExitStatusOf) -> i32 {
+pub async fn run(args: &InitArgs, sshd: Option<Sshd>, job: Option<OneShot>, span: Span, status_of: ExitStatusOf) -> i32 {
     async move {
         // Both listen before any child exists, so no exit and no signal is missed.
         let (reaper, mut termination) = match Reaper::start().and_then(|r| Ok((r, Termination::listen()?))) {
@@ -22,7 +22,7 @@ pub async fn run(args: &InitArgs, sshd: Sshd, job: Option<OneShot>, span: Span, 
             }
         };
         let (stop_sshd, stop_requested) = watch::channel(false);
-        let supervisor = tokio::spawn(supervisor::supervise(reaper.clone(), sshd, stop_requested).in_current_span());
+        let supervisor = sshd.map(|sshd| tokio::spawn(supervisor::supervise(reaper.clone(), sshd, stop_requested).in_current_span()));
 
         let status = match &job {
             None => {
@@ -43,7 +43,10 @@ pub async fn run(args: &InitArgs, sshd: Sshd, job: Option<OneShot>, span: Span, 
         };
 
         let _ = stop_sshd.send(true);
-        if let Err(e) = supervisor.await {
+        if let Some(Err(e)) = match supervisor {
+            Some(supervisor) => Some(supervisor.await),
+            None => None,
+        } {
             error!(error = %e, "the sshd supervisor failed");
         }
         info!(status, "kompi init exits");

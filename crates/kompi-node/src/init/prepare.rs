@@ -23,10 +23,13 @@ use crate::atomic_file::write_atomically;
 /// Open MPI series whose defaults are written when the version cannot be asked (kube-openmpi's images carry 4.x).
 const ASSUMED_OPEN_MPI_MAJOR: u32 = 4;
 
-/// Returns the sshd to start, checked.
-pub fn prepare(args: &InitArgs) -> Result<Sshd, InitError> {
+/// Returns the sshd to start, checked (none for a launcher that does not serve ssh).
+pub fn prepare(args: &InitArgs) -> Result<Option<Sshd>, InitError> {
     let me = Identity::current()?;
-    sshd::check_binary(&args.sshd)?;
+    let serve_ssh = !args.no_sshd;
+    if serve_ssh {
+        sshd::check_binary(&args.sshd)?;
+    }
     become_subreaper();
     let layout = Layout::new(&me.home, &me.hostname);
     if !me.home.is_dir() {
@@ -38,34 +41,42 @@ pub fn prepare(args: &InitArgs) -> Result<Sshd, InitError> {
         }
         other => other,
     })?;
-    strict_modes::check(&layout.authorized_keys, &me.passwd_home, me.uid.as_raw())?;
+    if serve_ssh {
+        strict_modes::check(&layout.authorized_keys, &me.passwd_home, me.uid.as_raw())?;
+    }
 
     let key = keys::read(&args.key_dir, me.uid.as_raw())?;
     keys::validate(&key, &args.key_dir)?;
     keys::install(&key, &layout)?;
 
-    private_dir(&layout.node_dir, &me)?;
-    let host_key = keys::generate_host_key(&me.hostname)?;
-    write_atomically(&layout.host_key, host_key.as_bytes(), 0o600).map_err(|e| InitError::file("write", &layout.host_key, e))?;
-    let openssh = sshd::version(&args.sshd);
-    let config = sshd_config(&SshdConfig {
-        port: args.ssh_port,
-        files: &layout.sshd_files(),
-        running_as_root: me.is_root(),
-        user: &me.user_name,
-        openssh,
-    });
-    write_atomically(&layout.sshd_config, config.as_bytes(), 0o600).map_err(|e| InitError::file("write", &layout.sshd_config, e))?;
+    let openssh = if serve_ssh { sshd::version(&args.sshd) } else { None };
+    if serve_ssh {
+        private_dir(&layout.node_dir, &me)?;
+        let host_key = keys::generate_host_key(&me.hostname)?;
+        write_atomically(&layout.host_key, host_key.as_bytes(), 0o600).map_err(|e| InitError::file("write", &layout.host_key, e))?;
+        let config = sshd_config(&SshdConfig {
+            port: args.ssh_port,
+            files: &layout.sshd_files(),
+            running_as_root: me.is_root(),
+            user: &me.user_name,
+            openssh,
+        });
+        write_atomically(&layout.sshd_config, config.as_bytes(), 0o600).map_err(|e| InitError::file("write", &layout.sshd_config, e))?;
+    }
 
     home::write_ssh_config(&layout, args.cluster.as_str(), args.ssh_port)?;
     warn_if_ssh_reads_another_home(&me);
     home::write_mpi_defaults(&me.home, &home_files(&mpi_defaults(args)?))?;
 
+    if !serve_ssh {
+        info!(home = %me.home.display(), uid = me.uid.as_raw(), "ssh client ready (this launcher runs no sshd)");
+        return Ok(None);
+    }
     let sshd = Sshd { binary: args.sshd.clone(), config: layout.sshd_config.clone(), port: args.ssh_port, openssh };
     sshd.check_port_free()?;
     sshd.check_config(me.is_root())?;
     info!(home = %me.home.display(), uid = me.uid.as_raw(), port = args.ssh_port, "ready to start sshd");
-    Ok(sshd)
+    Ok(Some(sshd))
 }
 
 /// A 0700 directory owned by the running user (made if absent, tightened if present).

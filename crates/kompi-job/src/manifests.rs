@@ -1,0 +1,232 @@
+//! What `kompi operator manifests` prints and `kompi operator install` applies: the CRD, the operator's
+//! namespace, ServiceAccount, ClusterRole and ClusterRoleBinding, and its Deployment.
+//!
+//! The ClusterRole grants exactly what the operator does, nothing more: it reads MPIJobs and writes only
+//! their status; it makes and removes the pods of jobs; it applies Services and ConfigMaps; it may create
+//! Secrets but never read one (the key is made once, in memory, and mounted by name). The e2e tests
+//! check each verb against the API server's authorizer.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, ContainerPort, EnvVar, Namespace, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, SecurityContext, ServiceAccount, TCPSocketAction,
+};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kompi_spec::contract::KOMPI_BIN;
+use serde_json::Value;
+
+use crate::contract::{LABEL_MANAGED_BY, MANAGED_BY};
+use crate::crd::crd;
+use crate::managed::Claim;
+
+pub const DEFAULT_NAMESPACE: &str = "kompi-system";
+pub const NAME: &str = "kompi-operator";
+const LABEL_APP: &str = "app.kubernetes.io/name";
+/// The uid of the runtime image's unprivileged user (`mpi`); the operator needs no other.
+const OPERATOR_UID: i64 = 1000;
+/// The operator accepts connections here once its watches have listed everything (its readiness).
+pub const PROBE_PORT: u16 = 8080;
+
+/// How the operator is installed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstallOptions {
+    pub namespace: String,
+    /// The operator's image, which is also the image kompi is injected from.
+    pub image: String,
+    pub pull_policy: String,
+    pub claim: Claim,
+    pub workers_timeout_seconds: u32,
+}
+
+/// Every object, in the order they are applied (the CRD and the namespace first).
+pub fn manifests(o: &InstallOptions) -> Vec<Value> {
+    let json = |v: Result<Value, serde_json::Error>| v.expect("k8s-openapi objects serialize");
+    vec![
+        json(serde_json::to_value(crd())),
+        json(serde_json::to_value(namespace(o))),
+        json(serde_json::to_value(service_account(o))),
+        json(serde_json::to_value(cluster_role())),
+        json(serde_json::to_value(cluster_role_binding(o))),
+        json(serde_json::to_value(deployment(o))),
+    ]
+}
+
+fn labels() -> BTreeMap<String, String> {
+    BTreeMap::from([(LABEL_APP.to_string(), NAME.to_string()), (LABEL_MANAGED_BY.to_string(), MANAGED_BY.to_string())])
+}
+
+fn meta(name: &str, namespace: Option<&str>) -> ObjectMeta {
+    ObjectMeta { name: Some(name.into()), namespace: namespace.map(Into::into), labels: Some(labels()), ..Default::default() }
+}
+
+fn namespace(o: &InstallOptions) -> Namespace {
+    Namespace { metadata: meta(&o.namespace, None), ..Default::default() }
+}
+
+fn service_account(o: &InstallOptions) -> ServiceAccount {
+    ServiceAccount { metadata: meta(NAME, Some(&o.namespace)), ..Default::default() }
+}
+
+fn rule(group: &str, resources: &[&str], verbs: &[&str]) -> PolicyRule {
+    PolicyRule {
+        api_groups: Some(vec![group.into()]),
+        resources: Some(resources.iter().map(|r| r.to_string()).collect()),
+        verbs: verbs.iter().map(|v| v.to_string()).collect(),
+        ..Default::default()
+    }
+}
+
+/// The operator's permissions; [`RULES`] lists them for the tests and the README.
+pub fn cluster_role() -> ClusterRole {
+    ClusterRole {
+        metadata: meta(NAME, None),
+        rules: Some(RULES.iter().map(|(group, resources, verbs)| rule(group, resources, verbs)).collect()),
+        ..Default::default()
+    }
+}
+
+/// (API group, resources, verbs).
+pub const RULES: &[(&str, &[&str], &[&str])] = &[
+    ("kubeflow.org", &["mpijobs"], &["get", "list", "watch"]),
+    ("kubeflow.org", &["mpijobs/status"], &["patch"]),
+    // Owner references with blockOwnerDeletion need this where OwnerReferencesPermissionEnforcement is on.
+    ("kubeflow.org", &["mpijobs/finalizers"], &["update"]),
+    // get: only to tell, when a create finds the name taken, whether the object is the job's.
+    ("", &["pods"], &["get", "list", "watch", "create", "delete"]),
+    ("", &["services", "configmaps"], &["get", "list", "watch", "create", "patch"]),
+    ("", &["secrets"], &["create"]),
+    ("events.k8s.io", &["events"], &["create", "patch"]),
+];
+
+fn cluster_role_binding(o: &InstallOptions) -> ClusterRoleBinding {
+    ClusterRoleBinding {
+        metadata: meta(NAME, None),
+        role_ref: RoleRef { api_group: Some("rbac.authorization.k8s.io".into()), kind: "ClusterRole".into(), name: NAME.into() },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: NAME.into(),
+            namespace: Some(o.namespace.clone()),
+            ..Default::default()
+        }]),
+    }
+}
+
+/// The command line of the operator's container.
+pub fn operator_args(o: &InstallOptions) -> Vec<String> {
+    let mut args = vec![
+        "operator".to_string(),
+        format!("--runtime-image={}", o.image),
+        format!("--runtime-pull-policy={}", o.pull_policy),
+        format!("--workers-timeout={}", o.workers_timeout_seconds),
+        format!("--probe-port={PROBE_PORT}"),
+    ];
+    if o.claim == Claim::KompiOnly {
+        args.push("--beside-mpi-operator".into());
+    }
+    args
+}
+
+fn deployment(o: &InstallOptions) -> Deployment {
+    let selector = BTreeMap::from([(LABEL_APP.to_string(), NAME.to_string())]);
+    let quantity = |q: &str| Quantity(q.into());
+    let container = Container {
+        name: "operator".into(),
+        image: Some(o.image.clone()),
+        image_pull_policy: Some(o.pull_policy.clone()),
+        command: Some(vec![KOMPI_BIN.into()]),
+        args: Some(operator_args(o)),
+        env: Some(vec![EnvVar { name: "RUST_LOG".into(), value: Some("info".into()), ..Default::default() }]),
+        ports: Some(vec![ContainerPort { name: Some("probe".into()), container_port: PROBE_PORT.into(), ..Default::default() }]),
+        readiness_probe: Some(Probe {
+            tcp_socket: Some(TCPSocketAction { port: IntOrString::String("probe".into()), ..Default::default() }),
+            period_seconds: Some(2),
+            ..Default::default()
+        }),
+        resources: Some(ResourceRequirements {
+            requests: Some(BTreeMap::from([("cpu".to_string(), quantity("50m")), ("memory".to_string(), quantity("32Mi"))])),
+            limits: Some(BTreeMap::from([("memory".to_string(), quantity("256Mi"))])),
+            ..Default::default()
+        }),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Default::default() }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    Deployment {
+        metadata: meta(NAME, Some(&o.namespace)),
+        spec: DeploymentSpec {
+            replicas: Some(1),
+            // One operator at a time: a rollout stops the old one before the new one starts.
+            strategy: Some(DeploymentStrategy { type_: Some("Recreate".into()), ..Default::default() }),
+            selector: LabelSelector { match_labels: Some(selector.clone()), ..Default::default() },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta { labels: Some(labels()), ..Default::default() }),
+                spec: Some(PodSpec {
+                    service_account_name: Some(NAME.into()),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        run_as_user: Some(OPERATOR_UID),
+                        run_as_group: Some(OPERATOR_UID),
+                        ..Default::default()
+                    }),
+                    containers: vec![container],
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(claim: Claim) -> InstallOptions {
+        InstallOptions {
+            namespace: "kompi-system".into(),
+            image: "kompi/runtime:0.1.0".into(),
+            pull_policy: "IfNotPresent".into(),
+            claim,
+            workers_timeout_seconds: 600,
+        }
+    }
+
+    #[test]
+    fn crd_first_then_namespace_rbac_and_the_deployment() {
+        let kinds: Vec<String> = manifests(&options(Claim::Every)).iter().map(|m| m["kind"].as_str().unwrap().to_string()).collect();
+        assert_eq!(kinds, ["CustomResourceDefinition", "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment"]);
+    }
+
+    #[test]
+    fn the_operator_never_reads_secrets_and_writes_only_job_status() {
+        let role = serde_json::to_value(cluster_role()).unwrap();
+        let rules = role["rules"].as_array().unwrap();
+        let verbs_of = |resource: &str| -> Vec<String> {
+            rules
+                .iter()
+                .filter(|r| r["resources"].as_array().unwrap().iter().any(|x| x == resource))
+                .flat_map(|r| r["verbs"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()))
+                .collect()
+        };
+        assert_eq!(verbs_of("secrets"), ["create"]);
+        assert_eq!(verbs_of("mpijobs"), ["get", "list", "watch"]);
+        assert_eq!(verbs_of("mpijobs/status"), ["patch"]);
+        assert!(rules.iter().all(|r| !r["verbs"].as_array().unwrap().iter().any(|v| v == "*")));
+    }
+
+    #[test]
+    fn beside_mpi_operator_the_operator_is_told_so() {
+        assert!(!operator_args(&options(Claim::Every)).contains(&"--beside-mpi-operator".to_string()));
+        assert!(operator_args(&options(Claim::KompiOnly)).contains(&"--beside-mpi-operator".to_string()));
+    }
+}
