@@ -303,7 +303,8 @@ fn replica_statuses(job: &Job, current: &JobStatus, observed: &Observed) -> BTre
     out
 }
 
-pub(crate) fn is_ready(pod: &Pod) -> bool {
+/// Whether the pod's Ready condition is True (a worker: its sshd answers the probe).
+pub fn is_ready(pod: &Pod) -> bool {
     pod.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
+use kompi_spec::{ErrorKind, ExitStatusOf};
 use tracing::info;
 
 use crate::atomic_file::write_atomically;
@@ -18,8 +19,8 @@ pub struct InjectArgs {
     pub dir: PathBuf,
 }
 
-/// Copies the running binary; returns the exit status (0, or 1 with one line on stderr).
-pub fn run(args: &InjectArgs) -> i32 {
+/// Copies the running binary; returns the exit status (0, or `status_of` a failure, with one line on stderr).
+pub fn run(args: &InjectArgs, status_of: ExitStatusOf) -> i32 {
     match copy_self(&args.dir) {
         Ok(target) => {
             info!(path = %target.display(), "kompi copied");
@@ -27,7 +28,7 @@ pub fn run(args: &InjectArgs) -> i32 {
         }
         Err(message) => {
             print_error(&message);
-            1
+            status_of(ErrorKind::Failed)
         }
     }
 }

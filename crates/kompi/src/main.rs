@@ -55,8 +55,14 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// In the pods: PID 1 of an MPI container (keys, sshd, MPI defaults, one-shot jobs)
+    /// Batch MPI jobs: submit, follow, list, show, read and delete kubeflow MPIJobs run by kompi's operator
+    Job(cmd::job::JobArgs),
+    /// The MPIJob operator (kubeflow.org/v2beta1, a drop-in for mpi-operator): run, `manifests`, `install`
+    Operator(cmd::operator::OperatorArgs),
+    /// In the pods: PID 1 of an MPI container (keys, sshd, MPI defaults, one-shot jobs, MPIJob launchers)
     Init(kompi_node::init::InitArgs),
+    /// In the pods: copy this kompi into DIR (the init container that brings kompi into any image)
+    Inject(kompi_node::inject::InjectArgs),
     /// In the pods: the master's sidecar that keeps the hostfile following the worker pods
     Hostfile(kompi_node::hostfile::HostfileArgs),
     /// In the pods: what `kompi run` starts on the master; runs mpiexec, passing Ctrl-C on to it
@@ -82,6 +88,9 @@ fn main() {
         Command::Init(args) => std::process::exit(kompi_node::init::run(args, exit::status)),
         Command::Hostfile(args) => std::process::exit(kompi_node::hostfile::run(args, exit::status)),
         Command::Launch(args) => std::process::exit(kompi_node::launch::run(args, exit::status)),
+        Command::Inject(args) => std::process::exit(kompi_node::inject::run(args, exit::status)),
+        Command::Job(a) => exit_with(cmd::job::run(a)),
+        Command::Operator(a) => exit_with(cmd::operator::run(a)),
         Command::Up(a) => exit_with(cmd::kube::up(a)),
         Command::Run(a) => exit_with(cmd::kube::run(a)),
         Command::Exec(a) => exit_with(cmd::kube::exec(a)),

@@ -165,15 +165,15 @@ pub struct DownArgs {
     pub timeout: Duration,
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a tokio runtime starts")
 }
 
-async fn connect(args: &KubeArgs) -> Result<Connection, KubeError> {
+pub(crate) async fn connect(args: &KubeArgs) -> Result<Connection, KubeError> {
     kompi_kube::connect(&Target { kubeconfig: args.kubeconfig.clone(), context: args.context.clone(), namespace: args.namespace.clone() }).await
 }
 
-fn kube(e: KubeError) -> anyhow::Error {
+pub(crate) fn kube(e: KubeError) -> anyhow::Error {
     Exit::new(e.kind(), e.to_string()).into()
 }
 

@@ -3,3 +3,5 @@ pub mod keygen;
 pub mod template;
 pub mod local;
 pub mod kube;
+pub mod job;
+pub mod operator;

@@ -1,0 +1,329 @@
+//! The controller: kube-runtime's `Controller` over MPIJobs, triggered by the pods, Services and
+//! ConfigMaps the operator made (one watch each, filtered by the operator's label; the same watches fill
+//! the stores reconciles read, so nothing is polled). Each reconcile hands the job, its status and its
+//! pods to `kompi_job::plan` and carries the plan out.
+//!
+//! Objects are created with `create` and changed with server-side apply (field manager
+//! `kompi-operator`): a same-named object that is not the job's is never adopted, changed or deleted;
+//! the job fails instead, naming it. Pods are deleted only with their observed uid as a precondition.
+
+use std::collections::HashSet;
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kompi_job::api::{API_VERSION, KIND};
+use kompi_job::build::{Settings, ssh_secret};
+use kompi_job::contract::{FIELD_MANAGER, LABEL_MANAGED_BY, MANAGED_BY};
+use kompi_job::managed::{Claim, is_ours};
+use kompi_job::status::{self, Transition};
+use kompi_job::{Job, JobStatus, MPIJob, plan, validate};
+use kompi_spec::sshkey::{KeyType, generate};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::{debug, info, info_span, warn, Instrument};
+
+use crate::error::OperatorError;
+
+/// How long a failed reconcile waits before it is tried again.
+const RETRY: Duration = Duration::from_secs(5);
+/// How long a reconcile waits for the job's earlier object of the same name to be garbage-collected.
+const GC_WAIT: Duration = Duration::from_secs(2);
+
+/// The operator's configuration (its command-line flags).
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub claim: Claim,
+    pub settings: Settings,
+    /// Once every watch has listed what exists, accept TCP connections here: the Deployment's readiness.
+    pub probe_port: Option<u16>,
+}
+
+struct Context {
+    client: Client,
+    config: Config,
+    pods: Store<Pod>,
+    services: Store<Service>,
+    config_maps: Store<ConfigMap>,
+    recorder: Recorder,
+    /// Jobs (by uid) whose key Secret exists: it is created once, never read and never changed.
+    secrets: Mutex<HashSet<String>>,
+}
+
+/// Runs the controller until SIGTERM or SIGINT.
+pub async fn run(client: Client, config: Config) -> Result<(), OperatorError> {
+    let jobs: Api<MPIJob> = Api::all(client.clone());
+    jobs.list(&ListParams::default().limit(1)).await.map_err(|e| match &e {
+        kube::Error::Api(s) if s.code == 404 => {
+            OperatorError::Stopped("the MPIJob CRD (mpijobs.kubeflow.org) is not installed: run `kompi operator install`".into())
+        }
+        _ => OperatorError::api("listing MPIJobs", e),
+    })?;
+    let owned = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY}"));
+    let (pods, pods_writer) = reflector::store();
+    let (services, services_writer) = reflector::store();
+    let (config_maps, config_maps_writer) = reflector::store();
+    let pod_events = watcher(Api::<Pod>::all(client.clone()), owned.clone()).default_backoff().reflect(pods_writer).touched_objects();
+    let service_events =
+        watcher(Api::<Service>::all(client.clone()), owned.clone()).default_backoff().reflect(services_writer).touched_objects();
+    let config_map_events =
+        watcher(Api::<ConfigMap>::all(client.clone()), owned).default_backoff().reflect(config_maps_writer).touched_objects();
+    let reporter = Reporter { controller: FIELD_MANAGER.into(), instance: std::env::var("HOSTNAME").ok() };
+    let ctx = Arc::new(Context {
+        recorder: Recorder::new(client.clone(), reporter),
+        client,
+        config: config.clone(),
+        pods,
+        services,
+        config_maps,
+        secrets: Mutex::new(HashSet::new()),
+    });
+    if let Some(port) = config.probe_port {
+        tokio::spawn(serve_readiness(ctx.clone(), port));
+    }
+    info!(claim = ?config.claim, image = %config.settings.injection.image, "kompi operator started");
+    Controller::new(jobs, watcher::Config::default())
+        .owns_stream(pod_events)
+        .owns_stream(service_events)
+        .owns_stream(config_map_events)
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((job, _)) => debug!(job = %job, "reconciled"),
+                Err(e) => debug!(error = %e, "reconcile failed"),
+            }
+        })
+        .await;
+    info!("kompi operator stopped");
+    Ok(())
+}
+
+/// Accepts (and drops) connections once the stores are filled: a tcpSocket readiness probe needs no more.
+async fn serve_readiness(ctx: Arc<Context>, port: u16) {
+    if tokio::try_join!(ctx.pods.wait_until_ready(), ctx.services.wait_until_ready(), ctx.config_maps.wait_until_ready()).is_err() {
+        return;
+    }
+    match tokio::net::TcpListener::bind(("0.0.0.0", port)).await {
+        Ok(listener) => {
+            info!(port, "watches synced: ready");
+            while listener.accept().await.is_ok() {}
+        }
+        Err(e) => warn!(port, error = %e, "cannot listen for the readiness probe"),
+    }
+}
+
+fn error_policy(job: Arc<MPIJob>, error: &OperatorError, _ctx: Arc<Context>) -> Action {
+    warn!(job = %id(&job), error = %error, "reconcile failed; retrying in {}s", RETRY.as_secs());
+    Action::requeue(RETRY)
+}
+
+fn id(job: &MPIJob) -> String {
+    format!("{}/{}", job.namespace().unwrap_or_default(), job.name_any())
+}
+
+async fn reconcile(job: Arc<MPIJob>, ctx: Arc<Context>) -> Result<Action, OperatorError> {
+    if !is_ours(job.spec.run_policy.managed_by.as_deref(), ctx.config.claim) || job.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let span = info_span!("reconcile", job = %id(&job));
+    async {
+        // Until the watches listed everything, "no pod" would mean "create it".
+        let ready = tokio::try_join!(ctx.pods.wait_until_ready(), ctx.services.wait_until_ready(), ctx.config_maps.wait_until_ready());
+        ready.map_err(|_| OperatorError::Stopped("a watch ended".into()))?;
+        let now = Time(Timestamp::now());
+        let current = job.status.clone().unwrap_or_default();
+        match validate(&job) {
+            Err(problems) => {
+                let (next, events) = status::invalid(&current, &problems, &now);
+                finish(&job, &ctx, &current, next, events).await?;
+                Ok(Action::await_change())
+            }
+            Ok(valid) => carry_out(&job, &valid, &ctx, current, &now).await,
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+async fn carry_out(job: &MPIJob, valid: &Job, ctx: &Context, current: JobStatus, now: &Time) -> Result<Action, OperatorError> {
+    let namespace = valid.names.namespace.as_str();
+    let owned: Vec<Arc<Pod>> = ctx.pods.state().into_iter().filter(|p| p.namespace().as_deref() == Some(namespace) && owned_by(&**p, &valid.uid)).collect();
+    let pods: Vec<&Pod> = owned.iter().map(|p| &**p).collect();
+    let plan = plan(valid, &current, &pods, &ctx.config.settings, now);
+
+    let outcome = async {
+        if plan.needs_secret {
+            ensure_secret(valid, ctx).await?;
+        }
+        if let Some(service) = &plan.service {
+            ensure(ctx, &ctx.services, service, &valid.uid, |a, b| a.spec == b.spec).await?;
+        }
+        if let Some(config_map) = &plan.config_map {
+            ensure(ctx, &ctx.config_maps, config_map, &valid.uid, |a, b| a.data == b.data).await?;
+        }
+        let api: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
+        for pod in &plan.create {
+            create_or_adopted(&api, pod, &valid.uid).await?;
+            info!(pod = pod.name_any(), "created");
+        }
+        for name in &plan.delete {
+            delete_pod(&api, &owned, name).await?;
+        }
+        Ok::<(), OperatorError>(())
+    }
+    .await;
+    match outcome {
+        Ok(()) => {
+            finish(job, ctx, &current, plan.status, plan.events).await?;
+            Ok(Action::await_change())
+        }
+        Err(OperatorError::Conflict(message)) => {
+            let (next, mut events) = status::failed(&plan.status, status::reason::RESOURCE_EXISTS, &message, now);
+            events.splice(0..0, plan.events);
+            finish(job, ctx, &current, next, events).await?;
+            Ok(Action::await_change())
+        }
+        Err(OperatorError::Pending(why)) => {
+            info!("{why}; trying again in {}s", GC_WAIT.as_secs());
+            Ok(Action::requeue(GC_WAIT))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn owned_by<K: Resource>(object: &K, uid: &str) -> bool {
+    object.meta().owner_references.iter().flatten().any(|o| o.controller == Some(true) && o.uid == uid)
+}
+
+fn owned_by_an_mpijob<K: Resource>(object: &K) -> bool {
+    object.meta().owner_references.iter().flatten().any(|o| o.controller == Some(true) && o.kind == KIND && o.api_version == API_VERSION)
+}
+
+/// The key Secret: made once per job, in memory; never read back (the operator may not read Secrets).
+async fn ensure_secret(job: &Job, ctx: &Context) -> Result<(), OperatorError> {
+    let known = |ctx: &Context| ctx.secrets.lock().unwrap_or_else(PoisonError::into_inner).contains(&job.uid);
+    if known(ctx) {
+        return Ok(());
+    }
+    let key = generate(KeyType::Ed25519, &format!("kompi-{}", job.names.name), &mut ssh_key::rand_core::OsRng)
+        .map_err(|e| OperatorError::Key(e.to_string()))?;
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &job.names.namespace);
+    let params = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+    match api.create(&params, &ssh_secret(job, &key)).await {
+        Ok(_) => info!(secret = job.names.ssh_secret(), "created the job's ssh key"),
+        // Made by an earlier reconcile of this job (before a restart of the operator).
+        Err(kube::Error::Api(s)) if s.code == 409 => {}
+        Err(e) => return Err(OperatorError::api(format!("creating Secret {}", job.names.ssh_secret()), e)),
+    }
+    ctx.secrets.lock().unwrap_or_else(PoisonError::into_inner).insert(job.uid.clone());
+    Ok(())
+}
+
+/// Makes `desired` exist as the job's: created when absent, applied when it differs from what the store
+/// holds. A same-named object that is not the job's is a conflict.
+async fn ensure<K>(ctx: &Context, store: &Store<K>, desired: &K, uid: &str, same: impl Fn(&K, &K) -> bool) -> Result<(), OperatorError>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope> + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    let name = desired.name_any();
+    let namespace = desired.namespace().unwrap_or_default();
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
+    match store.get(&ObjectRef::new(&name).within(&namespace)) {
+        Some(existing) if owned_by(&*existing, uid) => {
+            if !same(&existing, desired) {
+                let params = PatchParams::apply(FIELD_MANAGER).force();
+                api.patch(&name, &params, &Patch::Apply(desired)).await.map_err(|e| OperatorError::api(format!("applying {} {name}", K::kind(&())), e))?;
+                debug!(kind = %K::kind(&()), name, "applied");
+            }
+            Ok(())
+        }
+        Some(existing) => Err(not_ours(&*existing)),
+        None => create_or_adopted(&api, desired, uid).await,
+    }
+}
+
+/// Creates an object; if one of that name exists it must be the job's (the store had not seen it yet).
+async fn create_or_adopted<K>(api: &Api<K>, object: &K, uid: &str) -> Result<(), OperatorError>
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned,
+{
+    let name = object.name_any();
+    let params = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+    match api.create(&params, object).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            let existing = api.get(&name).await.map_err(|e| OperatorError::api(format!("reading {} {name}", K::kind(&())), e))?;
+            if owned_by(&existing, uid) { Ok(()) } else { Err(not_ours(&existing)) }
+        }
+        Err(e) => Err(OperatorError::api(format!("creating {} {name}", K::kind(&())), e)),
+    }
+}
+
+fn not_ours<K: Resource<DynamicType = ()>>(existing: &K) -> OperatorError {
+    // Two MPIJobs cannot share a name at once: this is an earlier one's, which the garbage collector removes.
+    if owned_by_an_mpijob(existing) {
+        return OperatorError::Pending(format!("{} {} of an earlier MPIJob of the same name is being garbage-collected", K::kind(&()), existing.name_any()));
+    }
+    OperatorError::Conflict(format!(
+        "{} {} already exists in namespace {} and is not this MPIJob's: delete it, or give the job another name",
+        K::kind(&()),
+        existing.name_any(),
+        existing.namespace().unwrap_or_default()
+    ))
+}
+
+/// Deletes a pod of the job, only the very one observed (its uid is the precondition).
+async fn delete_pod(api: &Api<Pod>, owned: &[Arc<Pod>], name: &str) -> Result<(), OperatorError> {
+    let Some(uid) = owned.iter().find(|p| p.name_any() == name).and_then(|p| p.uid()) else { return Ok(()) };
+    let params = DeleteParams { preconditions: Some(Preconditions { uid: Some(uid), ..Default::default() }), ..Default::default() };
+    match api.delete(name, &params).await {
+        Ok(_) => {
+            info!(pod = name, "deleted");
+            Ok(())
+        }
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
+        Err(e) => Err(OperatorError::api(format!("deleting Pod {name}"), e)),
+    }
+}
+
+/// Writes the status when it changed (server-side apply on the status subresource) and records the events.
+async fn finish(job: &MPIJob, ctx: &Context, current: &JobStatus, next: JobStatus, events: Vec<Transition>) -> Result<(), OperatorError> {
+    if &next != current {
+        let api: Api<MPIJob> = Api::namespaced(ctx.client.clone(), &job.namespace().unwrap_or_default());
+        let patch = serde_json::json!({ "apiVersion": API_VERSION, "kind": KIND, "status": next });
+        api.patch_status(&job.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
+            .await
+            .map_err(|e| OperatorError::api("writing the MPIJob's status", e))?;
+    }
+    let reference = job.object_ref(&());
+    for t in events {
+        if t.warning {
+            warn!(reason = %t.reason, "{}", t.message);
+        } else {
+            info!(reason = %t.reason, "{}", t.message);
+        }
+        let event = Event {
+            type_: if t.warning { EventType::Warning } else { EventType::Normal },
+            reason: t.reason,
+            note: Some(t.message),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(e) = ctx.recorder.publish(&event, &reference).await {
+            warn!(error = %e, "cannot record an event");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,185 @@
+//! `kompi operator`: run the MPIJob controller (in its Deployment), print its manifests, or install it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Subcommand, ValueEnum};
+use kompi_job::build::Settings;
+use kompi_job::managed::Claim;
+use kompi_job::manifests::{DEFAULT_NAMESPACE, InstallOptions, manifests};
+use kompi_kube::Target;
+use kompi_render::inject::Injection;
+use kompi_spec::contract::DEFAULT_SSH_PORT;
+
+use crate::cmd::args::parse_duration;
+use crate::cmd::kube::{kube, runtime};
+use crate::exit::Exit;
+
+/// kompi's runtime image of this version: the operator's, and the one kompi is injected from.
+fn default_image() -> String {
+    format!("kompi/runtime:{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// Run the MPIJob operator (what its Deployment runs), or `manifests` / `install` it.
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct OperatorArgs {
+    #[command(subcommand)]
+    pub command: Option<OperatorCommand>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OperatorCommand {
+    /// Print the CRD, namespace, ServiceAccount, ClusterRole/Binding and Deployment (for `kubectl apply -f -`)
+    Manifests(ManifestsArgs),
+    /// Apply the manifests (server-side) and wait until the operator is ready
+    Install(InstallArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// The image kompi is injected from into every job pod (kompi at /usr/local/bin/kompi)
+    #[arg(long, value_name = "IMAGE", default_value_t = default_image())]
+    pub runtime_image: String,
+    /// Its imagePullPolicy
+    #[arg(long, value_name = "POLICY", default_value = "IfNotPresent")]
+    pub runtime_pull_policy: String,
+    /// How long a launcher waits for every worker to answer on ssh before the job fails (naming them);
+    /// a job's annotation kompi.io/workers-timeout-seconds overrides it
+    #[arg(long, value_name = "SECONDS", default_value_t = 600, value_parser = clap::value_parser!(u32).range(1..))]
+    pub workers_timeout: u32,
+    /// mpi-operator runs in this cluster too: take only the MPIJobs whose spec.runPolicy.managedBy is
+    /// kompi.io/operator (without it, kompi takes every MPIJob that names no other controller)
+    #[arg(long)]
+    pub beside_mpi_operator: bool,
+    /// Accept connections on this port once every watch has synced (the Deployment's readiness probe)
+    #[arg(long, value_name = "PORT")]
+    pub probe_port: Option<u16>,
+    /// Path to the kubeconfig file (default: in-cluster, then $KUBECONFIG, then ~/.kube/config)
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use
+    #[arg(long)]
+    pub context: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ManifestFormat {
+    Yaml,
+    Json,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct InstallFlags {
+    /// The operator's namespace
+    #[arg(short, long, default_value = DEFAULT_NAMESPACE)]
+    pub namespace: String,
+    /// The operator's image (also the one kompi is injected from)
+    #[arg(long, default_value_t = default_image())]
+    pub image: String,
+    #[arg(long, value_name = "POLICY", default_value = "IfNotPresent")]
+    pub pull_policy: String,
+    /// How long a launcher waits for every worker to answer on ssh before the job fails
+    #[arg(long, value_name = "SECONDS", default_value_t = 600, value_parser = clap::value_parser!(u32).range(1..))]
+    pub workers_timeout: u32,
+    /// Share the cluster with mpi-operator: keep its CRD, take only MPIJobs with managedBy: kompi.io/operator
+    #[arg(long)]
+    pub beside_mpi_operator: bool,
+}
+
+impl InstallFlags {
+    fn options(&self) -> InstallOptions {
+        InstallOptions {
+            namespace: self.namespace.clone(),
+            image: self.image.clone(),
+            pull_policy: self.pull_policy.clone(),
+            claim: if self.beside_mpi_operator { Claim::KompiOnly } else { Claim::Every },
+            workers_timeout_seconds: self.workers_timeout,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct ManifestsArgs {
+    #[command(flatten)]
+    pub flags: InstallFlags,
+    #[arg(short, long, value_enum, default_value_t = ManifestFormat::Yaml)]
+    pub output: ManifestFormat,
+}
+
+#[derive(Args, Debug)]
+pub struct InstallArgs {
+    #[command(flatten)]
+    pub flags: InstallFlags,
+    /// Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config, then in-cluster)
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use
+    #[arg(long)]
+    pub context: Option<String>,
+    /// How long to wait for the operator to be ready
+    #[arg(long, default_value = "3m", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+pub fn run(args: &OperatorArgs) -> anyhow::Result<i32> {
+    match &args.command {
+        Some(OperatorCommand::Manifests(a)) => print_manifests(a),
+        Some(OperatorCommand::Install(a)) => install(a),
+        None => run_operator(&args.run),
+    }
+}
+
+fn print_manifests(a: &ManifestsArgs) -> anyhow::Result<i32> {
+    let objects = manifests(&a.flags.options());
+    match a.output {
+        ManifestFormat::Yaml => {
+            for object in &objects {
+                print!("---\n{}", kompi_render::to_yaml(object));
+            }
+        }
+        ManifestFormat::Json => {
+            let list = serde_json::json!({ "apiVersion": "v1", "kind": "List", "items": objects });
+            println!("{}", serde_json::to_string_pretty(&list)?);
+        }
+    }
+    Ok(0)
+}
+
+fn install(a: &InstallArgs) -> anyhow::Result<i32> {
+    let options = a.flags.options();
+    runtime().block_on(async {
+        let target = Target { kubeconfig: a.kubeconfig.clone(), context: a.context.clone(), namespace: Some(options.namespace.clone()) };
+        let conn = kompi_kube::connect(&target).await.map_err(kube)?;
+        let mut say = |line: &str| eprintln!("{line}");
+        let report = kompi_operator::install::install(&conn, &options, a.timeout, &mut say).await.map_err(kube)?;
+        for kept in &report.kept {
+            eprintln!("kept {kept}");
+        }
+        eprintln!("kompi operator is ready in namespace {}; submit a job with: kompi job submit -f mpijob.yaml --wait", options.namespace);
+        Ok(0)
+    })
+}
+
+fn run_operator(a: &RunArgs) -> anyhow::Result<i32> {
+    if a.runtime_image.trim().is_empty() {
+        return Err(Exit::invalid("--runtime-image must name an image").into());
+    }
+    let config = kompi_operator::controller::Config {
+        claim: if a.beside_mpi_operator { Claim::KompiOnly } else { Claim::Every },
+        settings: Settings {
+            injection: Injection { image: a.runtime_image.clone(), pull_policy: a.runtime_pull_policy.clone() },
+            ssh_port: DEFAULT_SSH_PORT,
+            workers_timeout_seconds: a.workers_timeout,
+        },
+        probe_port: a.probe_port,
+    };
+    runtime().block_on(async {
+        let target = Target { kubeconfig: a.kubeconfig.clone(), context: a.context.clone(), namespace: None };
+        let conn = kompi_kube::connect(&target).await.map_err(kube)?;
+        kompi_operator::controller::run(conn.client, config).await.map_err(|e| Exit::new(kompi_spec::ErrorKind::Failed, e.to_string()))?;
+        Ok(0)
+    })
+}
