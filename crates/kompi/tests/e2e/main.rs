@@ -1,6 +1,6 @@
 //! End-to-end tests on the project's real single-node Kubernetes (testbed/): kube-openmpi's README
-//! flow with kompi, RBAC against the API server's authorizer, every `kompi` lifecycle command, and
-//! Open MPI 5 and MPICH from the Debian trixie images.
+//! flow with kompi, RBAC against the API server's authorizer, every `kompi` lifecycle command, Open MPI 5
+//! and MPICH from the Debian trixie images, and the MPIJob operator running in-cluster.
 //!
 //! Needs root and a testbed that is up with the kompi image imported (what `.ci/run` arranges:
 //! `testbed/testbed.sh up`, `testbed/testbed.sh kompi-image --add examples/bin:/opt/kompi/examples` and the
@@ -12,6 +12,7 @@ mod flavours;
 mod harness;
 mod kube_openmpi;
 mod lifecycle;
+mod operator;
 mod support;
 
 use flavours::*;

@@ -1,0 +1,365 @@
+//! The MPIJob operator on the testbed, running in-cluster as its Deployment (installed with
+//! `kompi operator install`): kubeflow MPIJobs written as mpi-operator's examples are, their success and
+//! failures as conditions and events, the RBAC it needs and no more, `kompi job`, an operator restart
+//! mid-job, and the cleanup of everything a job made.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::time::{Duration, UNIX_EPOCH};
+
+use nix::fcntl::{Flock, FlockArg};
+use serde_json::Value;
+
+use crate::support::{Namespace, err, kompi_bin, kubeconfig, require_testbed, text};
+
+const IMAGE: &str = "kompi/runtime:0.1.0";
+const OPERATOR_NAMESPACE: &str = "kompi-system";
+const SA: &str = "system:serviceaccount:kompi-system:kompi-operator";
+
+/// Installs the operator once per build of kompi (so it runs the image imported with that build):
+/// the first test to get here installs it and restarts its pod; the others find it ready.
+fn operator(ns: &Namespace) {
+    let dir = kubeconfig().parent().unwrap().to_path_buf();
+    let lock = File::create(dir.join("e2e-operator.lock")).unwrap();
+    let _held = Flock::lock(lock, FlockArg::LockExclusive).map_err(|(_, e)| e).unwrap();
+    let built = std::fs::metadata(kompi_bin()).unwrap().modified().unwrap().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    let marker: PathBuf = dir.join(format!("e2e-operator-{built}"));
+    if marker.exists() {
+        return;
+    }
+    let out = ns.kompi(&["operator", "install", "--timeout", "180s"]);
+    assert!(out.status.success(), "operator install: {}{}", text(&out), err(&out));
+    // An earlier build's operator may still run: start the one of the image imported now.
+    let out = ns.kubectl(&["-n", OPERATOR_NAMESPACE, "rollout", "restart", "deployment/kompi-operator"]);
+    assert!(out.status.success(), "{}", err(&out));
+    let out = ns.kubectl(&["-n", OPERATOR_NAMESPACE, "rollout", "status", "deployment/kompi-operator", "--timeout=180s"]);
+    assert!(out.status.success(), "{}", err(&out));
+    std::fs::write(&marker, b"").unwrap();
+}
+
+/// An MPIJob as mpi-operator's examples write them: a launcher that runs mpirun, workers whose
+/// command is sshd.
+fn mpijob(name: &str, workers: u32, launcher_command: &str, extra_spec: &str) -> String {
+    format!(
+        r#"apiVersion: kubeflow.org/v2beta1
+kind: MPIJob
+metadata:
+  name: {name}
+spec:
+  slotsPerWorker: 1
+{extra_spec}  runPolicy:
+    cleanPodPolicy: Running
+  mpiReplicaSpecs:
+    Launcher:
+      replicas: 1
+      template:
+        spec:
+          containers:
+          - name: launcher
+            image: {IMAGE}
+            command: ["/bin/sh", "-c"]
+            args: [{launcher_command:?}]
+    Worker:
+      replicas: {workers}
+      template:
+        spec:
+          containers:
+          - name: worker
+            image: {IMAGE}
+            command: ["/usr/sbin/sshd"]
+            args: ["-De"]
+"#
+    )
+}
+
+fn apply(ns: &Namespace, manifest: &str) {
+    let out = ns.k_stdin(&["apply", "-f", "-"], manifest);
+    assert!(out.status.success(), "kubectl apply: {}", err(&out));
+}
+
+fn job_json(ns: &Namespace, name: &str) -> Value {
+    let out = ns.k(&["get", "mpijob", name, "-o", "json"]);
+    assert!(out.status.success(), "{}", err(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The condition of that type with status True, if any.
+fn condition(job: &Value, type_: &str) -> Option<Value> {
+    job["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == type_ && c["status"] == "True").cloned()
+}
+
+fn wait_condition(ns: &Namespace, name: &str, type_: &str, timeout: Duration) -> Value {
+    let mut found = None;
+    ns.eventually(&format!("MPIJob {name} to be {type_}"), timeout, || {
+        let job = job_json(ns, name);
+        for end in ["Succeeded", "Failed"] {
+            if end != type_ && condition(&job, end).is_some() {
+                panic!("MPIJob {name} is {end}, not {type_}: {}\nlauncher log:\n{}", job["status"], text(&ns.k(&["logs", &format!("{name}-launcher")])));
+            }
+        }
+        found = condition(&job, type_);
+        found.is_some()
+    });
+    found.unwrap()
+}
+
+fn pods_of(ns: &Namespace, name: &str) -> Vec<Value> {
+    let out = ns.k(&["get", "pods", "-l", &format!("training.kubeflow.org/job-name={name}"), "-o", "json"]);
+    assert!(out.status.success(), "{}", err(&out));
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    list["items"].as_array().unwrap().clone()
+}
+
+fn events_of(ns: &Namespace, name: &str) -> String {
+    text(&ns.k(&["get", "events", "--field-selector", &format!("involvedObject.name={name}"), "-o", "custom-columns=TYPE:.type,REASON:.reason,MESSAGE:.message"]))
+}
+
+#[test]
+fn install_gives_the_operator_exactly_the_permissions_it_uses() {
+    require_testbed!();
+    let ns = Namespace::new("op-rbac");
+    operator(&ns);
+    let can = |args: &[&str]| {
+        let mut all = vec!["auth", "can-i", "--as", SA, "-n", ns.name.as_str()];
+        all.extend_from_slice(args);
+        text(&ns.kubectl(&all)).trim() == "yes"
+    };
+    for allowed in [
+        &["get", "mpijobs.kubeflow.org"][..],
+        &["list", "mpijobs.kubeflow.org"],
+        &["watch", "mpijobs.kubeflow.org"],
+        &["patch", "mpijobs.kubeflow.org", "--subresource=status"],
+        &["update", "mpijobs.kubeflow.org", "--subresource=finalizers"],
+        &["create", "pods"],
+        &["delete", "pods"],
+        &["get", "pods"],
+        &["watch", "pods"],
+        &["create", "services"],
+        &["patch", "configmaps"],
+        &["create", "secrets"],
+        &["create", "events.events.k8s.io"],
+    ] {
+        assert!(can(allowed), "the operator must be allowed to {allowed:?}");
+    }
+    for denied in [
+        &["get", "secrets"][..],
+        &["list", "secrets"],
+        &["patch", "mpijobs.kubeflow.org"],
+        &["delete", "mpijobs.kubeflow.org"],
+        &["update", "pods"],
+        &["patch", "pods"],
+        &["create", "pods", "--subresource=exec"],
+        &["get", "pods", "--subresource=log"],
+        &["delete", "services"],
+        &["create", "deployments.apps"],
+        &["create", "jobs.batch"],
+        &["create", "roles.rbac.authorization.k8s.io"],
+        &["get", "nodes"],
+    ] {
+        assert!(!can(denied), "the operator must not be allowed to {denied:?}");
+    }
+    let out = ns.kubectl(&["get", "crd", "mpijobs.kubeflow.org", "-o", "jsonpath={.spec.versions[0].additionalPrinterColumns[*].name}"]);
+    assert_eq!(text(&out).trim(), "State Workers Ready Age");
+}
+
+#[test]
+fn an_mpijob_runs_allreduce_across_three_workers() {
+    require_testbed!();
+    let ns = Namespace::new("op-ok");
+    operator(&ns);
+    apply(&ns, &mpijob("ar", 3, "mpirun -n 3 /opt/kompi/examples/allreduce", ""));
+    let done = wait_condition(&ns, "ar", "Succeeded", Duration::from_secs(240));
+    assert_eq!(done["reason"], "MPIJobSucceeded");
+    let log = text(&ns.k(&["logs", "ar-launcher"]));
+    assert!(log.contains("allreduce: 3 ranks") && log.contains(": OK"), "launcher log:\n{log}");
+    let job = job_json(&ns, "ar");
+    assert!(job["status"]["startTime"].is_string() && job["status"]["completionTime"].is_string(), "{}", job["status"]);
+    assert_eq!(job["status"]["replicaStatuses"]["Launcher"]["succeeded"], 1, "{}", job["status"]);
+    let events = events_of(&ns, "ar");
+    for reason in ["MPIJobCreated", "MPIJobRunning", "MPIJobSucceeded"] {
+        assert!(events.contains(reason), "no {reason} event:\n{events}");
+    }
+    let table = text(&ns.k(&["get", "mpijobs"]));
+    assert!(table.lines().next().unwrap().split_whitespace().eq(["NAME", "STATE", "WORKERS", "READY", "AGE"]), "{table}");
+    assert!(table.lines().nth(1).unwrap().split_whitespace().take(3).eq(["ar", "Succeeded", "3"]), "{table}");
+    // What the job was made of: mpi-operator's names and labels, and no API credentials anywhere.
+    for object in ["service/ar", "configmap/ar-config", "secret/ar-ssh"] {
+        assert!(ns.k(&["get", object]).status.success(), "{object} is missing");
+    }
+    let hostfile = text(&ns.k(&["get", "configmap", "ar-config", "-o", "jsonpath={.data.hostfile}"]));
+    assert_eq!(hostfile, format!("ar-worker-0.ar.{n}.svc slots=1\nar-worker-1.ar.{n}.svc slots=1\nar-worker-2.ar.{n}.svc slots=1\n", n = ns.name));
+    // cleanPodPolicy Running: the workers are removed, the finished launcher stays.
+    ns.eventually("the workers to be removed", Duration::from_secs(60), || pods_of(&ns, "ar").len() == 1);
+    let pods = pods_of(&ns, "ar");
+    let launcher = &pods[0];
+    assert_eq!(launcher["metadata"]["labels"]["training.kubeflow.org/job-role"], "launcher");
+    assert_eq!(launcher["spec"]["automountServiceAccountToken"], false);
+    let mounts = launcher["spec"]["containers"][0]["volumeMounts"].to_string();
+    assert!(!mounts.contains("serviceaccount"), "{mounts}");
+}
+
+#[test]
+fn a_failing_launcher_fails_the_job_with_its_exit_code() {
+    require_testbed!();
+    let ns = Namespace::new("op-fail");
+    operator(&ns);
+    apply(&ns, &mpijob("bad", 1, "mpirun -n 1 hostname && exit 3", ""));
+    let failed = wait_condition(&ns, "bad", "Failed", Duration::from_secs(180));
+    assert_eq!(failed["reason"], "LauncherFailed");
+    let message = failed["message"].as_str().unwrap();
+    assert!(message.contains("launcher bad-launcher") && message.contains("exited with code 3"), "{message}");
+    let events = events_of(&ns, "bad");
+    assert!(events.lines().any(|l| l.starts_with("Warning") && l.contains("LauncherFailed") && l.contains("code 3")), "{events}");
+}
+
+#[test]
+fn a_worker_deleted_mid_run_fails_the_job_naming_it() {
+    require_testbed!();
+    let ns = Namespace::new("op-del");
+    operator(&ns);
+    apply(&ns, &mpijob("dw", 2, "mpirun -n 2 sleep 600", ""));
+    wait_condition(&ns, "dw", "Running", Duration::from_secs(180));
+    let out = ns.k(&["delete", "pod", "dw-worker-1", "--wait=false"]);
+    assert!(out.status.success(), "{}", err(&out));
+    let failed = wait_condition(&ns, "dw", "Failed", Duration::from_secs(60));
+    let message = failed["message"].as_str().unwrap();
+    assert!(message.contains("worker dw-worker-1 on node node1 was deleted"), "{message}");
+    let events = events_of(&ns, "dw");
+    assert!(events.contains("WorkerDeleted") && events.contains("dw-worker-1"), "{events}");
+    // cleanPodPolicy Running: the rest of the job is stopped, not left running.
+    ns.eventually("the job's pods to be cleaned", Duration::from_secs(60), || pods_of(&ns, "dw").iter().all(|p| p["metadata"]["deletionTimestamp"].is_string()));
+}
+
+#[test]
+fn a_non_root_job_succeeds() {
+    require_testbed!();
+    let ns = Namespace::new("op-user");
+    operator(&ns);
+    // As mpi-operator's pi example: runAsUser on the containers, the key path in the user's home.
+    let manifest = mpijob("nr", 2, "mpirun -n 2 /opt/kompi/examples/allreduce && id -u", "  sshAuthMountPath: /home/mpi/.ssh\n")
+        .replace("            command: [\"/bin/sh\", \"-c\"]", "            securityContext: {runAsUser: 1000}\n            command: [\"/bin/sh\", \"-c\"]")
+        .replace("            command: [\"/usr/sbin/sshd\"]", "            securityContext: {runAsUser: 1000}\n            command: [\"/usr/sbin/sshd\"]");
+    apply(&ns, &manifest);
+    wait_condition(&ns, "nr", "Succeeded", Duration::from_secs(240));
+    let log = text(&ns.k(&["logs", "nr-launcher"]));
+    assert!(log.contains("allreduce: 2 ranks") && log.contains(": OK") && log.lines().any(|l| l.trim() == "1000"), "{log}");
+}
+
+#[test]
+fn invalid_mpijobs_fail_with_the_validation_message_and_no_pods() {
+    require_testbed!();
+    let ns = Namespace::new("op-inv");
+    operator(&ns);
+    let long = format!("x{}", "y".repeat(53));
+    let cases = [
+        ("two-launchers", mpijob("two-launchers", 1, "true", "").replace("    Launcher:\n      replicas: 1", "    Launcher:\n      replicas: 2"), "spec.mpiReplicaSpecs[Launcher].replicas: Invalid value: 2: must be 1".to_string()),
+        ("no-workers", mpijob("no-workers", 0, "true", ""), "spec.mpiReplicaSpecs[Worker].replicas: Invalid value: 0: must be greater than or equal to 1".to_string()),
+        (long.as_str(), mpijob(&long, 12, "true", ""), format!("invalid DNS label \"{long}-worker-11\"")),
+        ("lam", mpijob("lam", 1, "true", "  mpiImplementation: LAM\n"), "spec.mpiImplementation: Unsupported value: \"LAM\"".to_string()),
+    ];
+    for (_, manifest, _) in &cases {
+        apply(&ns, manifest);
+    }
+    for (name, _, expected) in &cases {
+        let failed = wait_condition(&ns, name, "Failed", Duration::from_secs(60));
+        assert_eq!(failed["reason"], "ValidationError", "{name}");
+        assert!(failed["message"].as_str().unwrap().contains(expected.as_str()), "{name}: {failed}");
+        let events = events_of(&ns, name);
+        assert!(events.lines().any(|l| l.starts_with("Warning") && l.contains("ValidationError")), "{name}: {events}");
+        assert!(pods_of(&ns, name).is_empty(), "{name} got pods");
+    }
+}
+
+#[test]
+fn job_submit_wait_follows_the_job_and_exits_with_its_result() {
+    require_testbed!();
+    let ns = Namespace::new("op-cli");
+    operator(&ns);
+    let file = ns.dir.path().join("ok.yaml");
+    std::fs::write(&file, mpijob("cli-ok", 2, "mpirun -n 2 /opt/kompi/examples/allreduce", "")).unwrap();
+    let out = ns.kompi(&["job", "submit", "-f", file.to_str().unwrap(), "-n", &ns.name, "--wait", "--timeout", "5m"]);
+    assert_eq!(out.status.code(), Some(0), "{}{}", text(&out), err(&out));
+    assert!(text(&out).contains("allreduce: 2 ranks") && err(&out).contains("MPIJob cli-ok Succeeded"), "{}{}", text(&out), err(&out));
+
+    std::fs::write(&file, mpijob("cli-bad", 1, "mpirun -n 1 hostname && exit 3", "")).unwrap();
+    let out = ns.kompi(&["job", "submit", "-f", file.to_str().unwrap(), "-n", &ns.name, "--wait", "--timeout", "5m"]);
+    assert_eq!(out.status.code(), Some(3), "the launcher's exit code: {}{}", text(&out), err(&out));
+    assert!(err(&out).contains("MPIJob cli-bad Failed: launcher cli-bad-launcher"), "{}", err(&out));
+
+    std::fs::write(&file, mpijob("cli-inv", 1, "true", "").replace("    Launcher:\n      replicas: 1", "    Launcher:\n      replicas: 2")).unwrap();
+    let out = ns.kompi(&["job", "submit", "-f", file.to_str().unwrap(), "-n", &ns.name, "--wait"]);
+    assert_eq!(out.status.code(), Some(2), "{}", err(&out));
+    assert!(err(&out).contains("ok.yaml: spec.mpiReplicaSpecs[Launcher].replicas: Invalid value: 2: must be 1"), "{}", err(&out));
+    assert!(!ns.k(&["get", "mpijob", "cli-inv"]).status.success(), "nothing is applied when the job is invalid");
+
+    let out = ns.kompi(&["job", "list", "-n", &ns.name]);
+    assert!(text(&out).lines().any(|l| l.split_whitespace().take(3).eq([ns.name.as_str(), "cli-ok", "Succeeded"])), "{}", text(&out));
+    let out = ns.kompi(&["job", "status", "cli-bad", "-n", &ns.name]);
+    assert!(text(&out).contains("Failed") && text(&out).contains("exited with code 3"), "{}", text(&out));
+    let out = ns.kompi(&["job", "logs", "cli-ok", "-n", &ns.name]);
+    assert!(text(&out).contains("allreduce: 2 ranks"), "{}", text(&out));
+}
+
+#[test]
+fn the_job_finishes_correctly_across_an_operator_restart() {
+    require_testbed!();
+    let ns = Namespace::new("op-restart");
+    operator(&ns);
+    apply(&ns, &mpijob("rs", 2, "sleep 25; mpirun -n 2 hostname", ""));
+    wait_condition(&ns, "rs", "Running", Duration::from_secs(180));
+    let uids = |ns: &Namespace| -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = pods_of(ns, "rs")
+            .iter()
+            .map(|p| (p["metadata"]["name"].as_str().unwrap().to_string(), p["metadata"]["uid"].as_str().unwrap().to_string()))
+            .collect();
+        v.sort();
+        v
+    };
+    let before = uids(&ns);
+    assert_eq!(before.len(), 3, "{before:?}");
+    let out = ns.kubectl(&["-n", OPERATOR_NAMESPACE, "delete", "pod", "-l", "app.kubernetes.io/name=kompi-operator", "--wait=false"]);
+    assert!(out.status.success(), "{}", err(&out));
+    wait_condition(&ns, "rs", "Succeeded", Duration::from_secs(240));
+    let log = text(&ns.k(&["logs", "rs-launcher"]));
+    assert_eq!(log.lines().filter(|l| l.starts_with("rs-worker-")).count(), 2, "{log}");
+    let after: Vec<(String, String)> = uids(&ns);
+    assert!(after.iter().all(|p| before.contains(p)), "no pod was recreated or duplicated: before {before:?}, after {after:?}");
+    let events = events_of(&ns, "rs");
+    assert_eq!(events.matches("MPIJobSucceeded").count(), 1, "{events}");
+}
+
+#[test]
+fn deleting_the_mpijob_removes_everything_it_made() {
+    require_testbed!();
+    let ns = Namespace::new("op-gc");
+    operator(&ns);
+    let manifest = mpijob("gc", 2, "sleep 600", "").replace("cleanPodPolicy: Running", "cleanPodPolicy: None");
+    apply(&ns, &manifest);
+    wait_condition(&ns, "gc", "Running", Duration::from_secs(180));
+    let out = ns.kompi(&["job", "delete", "gc", "-n", &ns.name, "--wait", "--timeout", "120s"]);
+    assert!(out.status.success(), "{}", err(&out));
+    for kind in ["pods", "services", "configmaps", "secrets"] {
+        let out = ns.k(&["get", kind, "-l", "training.kubeflow.org/job-name=gc", "-o", "name"]);
+        assert!(text(&out).trim().is_empty(), "{kind} left behind: {}", text(&out));
+    }
+    for object in ["service/gc", "configmap/gc-config", "secret/gc-ssh", "pod/gc-launcher", "pod/gc-worker-0"] {
+        assert!(!ns.k(&["get", object]).status.success(), "{object} is still there");
+    }
+}
+
+#[test]
+fn workers_that_never_answer_fail_the_job_naming_them() {
+    require_testbed!();
+    let ns = Namespace::new("op-gate");
+    operator(&ns);
+    // Worker 0's command is not sshd, so nothing answers on its ssh port.
+    let manifest = mpijob("gate", 2, "mpirun -n 2 hostname", "")
+        .replace("metadata:\n  name: gate", "metadata:\n  name: gate\n  annotations:\n    kompi.io/workers-timeout-seconds: \"15\"")
+        .replace("command: [\"/usr/sbin/sshd\"]\n            args: [\"-De\"]", "command: [\"sleep\"]\n            args: [\"3600\"]");
+    apply(&ns, &manifest);
+    let failed = wait_condition(&ns, "gate", "Failed", Duration::from_secs(180));
+    assert_eq!(failed["reason"], "WorkersUnreachable", "{failed}");
+    let message = failed["message"].as_str().unwrap();
+    assert!(message.contains(&format!("gate-worker-0.gate.{}.svc", ns.name)) && message.contains("not answering"), "{message}");
+    assert!(message.contains("the command never ran"), "{message}");
+}
