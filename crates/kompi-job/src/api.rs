@@ -166,8 +166,9 @@ pub struct JobCondition {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ReplicaStatus {
-    /// Pods running.
-    #[serde(default, skip_serializing_if = "is_zero")]
+    /// Pods running. Written even when 0: an all-zero status serialized as `{}` becomes null under
+    /// server-side apply on Kubernetes 1.20, which the CRD's schema (an object) rejects.
+    #[serde(default)]
     pub active: i32,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub succeeded: i32,
@@ -194,5 +195,16 @@ impl JobStatus {
     /// Whether the condition is there with status `True`.
     pub fn is(&self, type_: &str) -> bool {
         self.condition(type_).is_some_and(|c| c.status == "True")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replica_status_of_zeros_is_never_an_empty_object() {
+        let json = serde_json::to_value(ReplicaStatus::default()).unwrap();
+        assert_eq!(json, serde_json::json!({ "active": 0 }));
     }
 }

@@ -32,6 +32,7 @@ use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio::sync::watch;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::error::OperatorError;
@@ -59,6 +60,10 @@ struct Context {
     recorder: Recorder,
     /// Jobs (by uid) whose key Secret exists: it is created once, never read and never changed.
     secrets: Mutex<HashSet<String>>,
+    /// Turns true once every watch has listed what exists. A store's own `wait_until_ready` wakes only
+    /// the last of several concurrent waiters (it is a one-waker oneshot), so it has one waiter:
+    /// `mark_synced`; reconciles and the readiness probe wait on this channel instead.
+    synced: watch::Receiver<bool>,
 }
 
 /// Runs the controller until SIGTERM or SIGINT.
@@ -79,6 +84,7 @@ pub async fn run(client: Client, config: Config) -> Result<(), OperatorError> {
         watcher(Api::<Service>::all(client.clone()), owned.clone()).default_backoff().reflect(services_writer).touched_objects();
     let config_map_events =
         watcher(Api::<ConfigMap>::all(client.clone()), owned).default_backoff().reflect(config_maps_writer).touched_objects();
+    let (synced_tx, synced) = watch::channel(false);
     let reporter = Reporter { controller: FIELD_MANAGER.into(), instance: std::env::var("HOSTNAME").ok() };
     let ctx = Arc::new(Context {
         recorder: Recorder::new(client.clone(), reporter),
@@ -88,7 +94,9 @@ pub async fn run(client: Client, config: Config) -> Result<(), OperatorError> {
         services,
         config_maps,
         secrets: Mutex::new(HashSet::new()),
+        synced,
     });
+    tokio::spawn(mark_synced(ctx.clone(), synced_tx));
     if let Some(port) = config.probe_port {
         tokio::spawn(serve_readiness(ctx.clone(), port));
     }
@@ -110,9 +118,22 @@ pub async fn run(client: Client, config: Config) -> Result<(), OperatorError> {
     Ok(())
 }
 
+/// Tells every waiter once the three stores are filled (the stores' only waiter).
+async fn mark_synced(ctx: Arc<Context>, synced: watch::Sender<bool>) {
+    if tokio::try_join!(ctx.pods.wait_until_ready(), ctx.services.wait_until_ready(), ctx.config_maps.wait_until_ready()).is_ok() {
+        synced.send_replace(true);
+    }
+}
+
+/// Until the watches listed everything, "no pod" would mean "create it".
+async fn wait_synced(ctx: &Context) -> Result<(), OperatorError> {
+    let mut synced = ctx.synced.clone();
+    synced.wait_for(|s| *s).await.map(|_| ()).map_err(|_| OperatorError::Stopped("a watch ended before it listed what exists".into()))
+}
+
 /// Accepts (and drops) connections once the stores are filled: a tcpSocket readiness probe needs no more.
 async fn serve_readiness(ctx: Arc<Context>, port: u16) {
-    if tokio::try_join!(ctx.pods.wait_until_ready(), ctx.services.wait_until_ready(), ctx.config_maps.wait_until_ready()).is_err() {
+    if wait_synced(&ctx).await.is_err() {
         return;
     }
     match tokio::net::TcpListener::bind(("0.0.0.0", port)).await {
@@ -139,9 +160,7 @@ async fn reconcile(job: Arc<MPIJob>, ctx: Arc<Context>) -> Result<Action, Operat
     }
     let span = info_span!("reconcile", job = %id(&job));
     async {
-        // Until the watches listed everything, "no pod" would mean "create it".
-        let ready = tokio::try_join!(ctx.pods.wait_until_ready(), ctx.services.wait_until_ready(), ctx.config_maps.wait_until_ready());
-        ready.map_err(|_| OperatorError::Stopped("a watch ended".into()))?;
+        wait_synced(&ctx).await?;
         let now = Time(Timestamp::now());
         let current = job.status.clone().unwrap_or_default();
         match validate(&job) {

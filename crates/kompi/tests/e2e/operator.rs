@@ -190,6 +190,8 @@ fn an_mpijob_runs_allreduce_across_three_workers() {
     assert_eq!(hostfile, format!("ar-worker-0.ar.{n}.svc slots=1\nar-worker-1.ar.{n}.svc slots=1\nar-worker-2.ar.{n}.svc slots=1\n", n = ns.name));
     // cleanPodPolicy Running: the workers are removed, the finished launcher stays.
     ns.eventually("the workers to be removed", Duration::from_secs(60), || pods_of(&ns, "ar").len() == 1);
+    // The status follows the cleanup (no worker active any more).
+    ns.eventually("no worker active in the status", Duration::from_secs(30), || job_json(&ns, "ar")["status"]["replicaStatuses"]["Worker"]["active"] == 0);
     let pods = pods_of(&ns, "ar");
     let launcher = &pods[0];
     assert_eq!(launcher["metadata"]["labels"]["training.kubeflow.org/job-role"], "launcher");
