@@ -17,7 +17,7 @@ const OPERATOR_NAMESPACE: &str = "kompi-system";
 const SA: &str = "system:serviceaccount:kompi-system:kompi-operator";
 
 /// Installs the operator once per build of kompi (so it runs the image imported with that build):
-/// the first test to get here installs it and restarts its pod; the others find it ready.
+/// the first test to get here installs it afresh; the others find it ready.
 fn operator(ns: &Namespace) {
     let dir = kubeconfig().parent().unwrap().to_path_buf();
     let lock = File::create(dir.join("e2e-operator.lock")).unwrap();
@@ -27,13 +27,12 @@ fn operator(ns: &Namespace) {
     if marker.exists() {
         return;
     }
+    // An earlier build's operator (same image tag, so an apply would not roll it) goes first: the
+    // install then starts the image imported with this build.
+    let out = ns.kubectl(&["-n", OPERATOR_NAMESPACE, "delete", "deployment/kompi-operator", "--ignore-not-found", "--wait", "--timeout=120s"]);
+    assert!(out.status.success(), "{}", err(&out));
     let out = ns.kompi(&["operator", "install", "--timeout", "180s"]);
     assert!(out.status.success(), "operator install: {}{}", text(&out), err(&out));
-    // An earlier build's operator may still run: start the one of the image imported now.
-    let out = ns.kubectl(&["-n", OPERATOR_NAMESPACE, "rollout", "restart", "deployment/kompi-operator"]);
-    assert!(out.status.success(), "{}", err(&out));
-    let out = ns.kubectl(&["-n", OPERATOR_NAMESPACE, "rollout", "status", "deployment/kompi-operator", "--timeout=180s"]);
-    assert!(out.status.success(), "{}", err(&out));
     std::fs::write(&marker, b"").unwrap();
 }
 
