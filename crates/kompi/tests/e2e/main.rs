@@ -18,6 +18,7 @@ mod support;
 use flavours::*;
 use kube_openmpi::*;
 use lifecycle::*;
+use operator::*;
 
 fn main() {
     harness::main(harness::tests![support::root => [
@@ -42,5 +43,15 @@ fn main() {
         mpich_one_shot_job_runs_and_reports,
         open_mpi_5_runs_as_uid_1000,
         mpich_runs_as_uid_1000,
+        install_gives_the_operator_exactly_the_permissions_it_uses,
+        an_mpijob_runs_allreduce_across_three_workers,
+        a_failing_launcher_fails_the_job_with_its_exit_code,
+        a_worker_deleted_mid_run_fails_the_job_naming_it,
+        a_non_root_job_succeeds,
+        invalid_mpijobs_fail_with_the_validation_message_and_no_pods,
+        job_submit_wait_follows_the_job_and_exits_with_its_result,
+        the_job_finishes_correctly_across_an_operator_restart,
+        deleting_the_mpijob_removes_everything_it_made,
+        workers_that_never_answer_fail_the_job_naming_them,
     ]]);
 }

@@ -113,9 +113,8 @@ fn events_of(ns: &Namespace, name: &str) -> String {
     text(&ns.k(&["get", "events", "--field-selector", &format!("involvedObject.name={name}"), "-o", "custom-columns=TYPE:.type,REASON:.reason,MESSAGE:.message"]))
 }
 
-#[test]
-fn install_gives_the_operator_exactly_the_permissions_it_uses() {
-    require_testbed!();
+pub fn install_gives_the_operator_exactly_the_permissions_it_uses() {
+    require_testbed();
     let ns = Namespace::new("op-rbac");
     operator(&ns);
     let can = |args: &[&str]| {
@@ -161,9 +160,8 @@ fn install_gives_the_operator_exactly_the_permissions_it_uses() {
     assert_eq!(text(&out).trim(), "State Workers Ready Age");
 }
 
-#[test]
-fn an_mpijob_runs_allreduce_across_three_workers() {
-    require_testbed!();
+pub fn an_mpijob_runs_allreduce_across_three_workers() {
+    require_testbed();
     let ns = Namespace::new("op-ok");
     operator(&ns);
     apply(&ns, &mpijob("ar", 3, "mpirun -n 3 /opt/kompi/examples/allreduce", ""));
@@ -199,9 +197,8 @@ fn an_mpijob_runs_allreduce_across_three_workers() {
     assert!(!mounts.contains("serviceaccount"), "{mounts}");
 }
 
-#[test]
-fn a_failing_launcher_fails_the_job_with_its_exit_code() {
-    require_testbed!();
+pub fn a_failing_launcher_fails_the_job_with_its_exit_code() {
+    require_testbed();
     let ns = Namespace::new("op-fail");
     operator(&ns);
     apply(&ns, &mpijob("bad", 1, "mpirun -n 1 hostname && exit 3", ""));
@@ -213,9 +210,8 @@ fn a_failing_launcher_fails_the_job_with_its_exit_code() {
     assert!(events.lines().any(|l| l.starts_with("Warning") && l.contains("LauncherFailed") && l.contains("code 3")), "{events}");
 }
 
-#[test]
-fn a_worker_deleted_mid_run_fails_the_job_naming_it() {
-    require_testbed!();
+pub fn a_worker_deleted_mid_run_fails_the_job_naming_it() {
+    require_testbed();
     let ns = Namespace::new("op-del");
     operator(&ns);
     apply(&ns, &mpijob("dw", 2, "mpirun -n 2 sleep 600", ""));
@@ -231,9 +227,8 @@ fn a_worker_deleted_mid_run_fails_the_job_naming_it() {
     ns.eventually("the job's pods to be cleaned", Duration::from_secs(60), || pods_of(&ns, "dw").iter().all(|p| p["metadata"]["deletionTimestamp"].is_string()));
 }
 
-#[test]
-fn a_non_root_job_succeeds() {
-    require_testbed!();
+pub fn a_non_root_job_succeeds() {
+    require_testbed();
     let ns = Namespace::new("op-user");
     operator(&ns);
     // As mpi-operator's pi example: runAsUser on the containers, the key path in the user's home.
@@ -246,9 +241,8 @@ fn a_non_root_job_succeeds() {
     assert!(log.contains("allreduce: 2 ranks") && log.contains(": OK") && log.lines().any(|l| l.trim() == "1000"), "{log}");
 }
 
-#[test]
-fn invalid_mpijobs_fail_with_the_validation_message_and_no_pods() {
-    require_testbed!();
+pub fn invalid_mpijobs_fail_with_the_validation_message_and_no_pods() {
+    require_testbed();
     let ns = Namespace::new("op-inv");
     operator(&ns);
     let long = format!("x{}", "y".repeat(53));
@@ -271,9 +265,8 @@ fn invalid_mpijobs_fail_with_the_validation_message_and_no_pods() {
     }
 }
 
-#[test]
-fn job_submit_wait_follows_the_job_and_exits_with_its_result() {
-    require_testbed!();
+pub fn job_submit_wait_follows_the_job_and_exits_with_its_result() {
+    require_testbed();
     let ns = Namespace::new("op-cli");
     operator(&ns);
     let file = ns.dir.path().join("ok.yaml");
@@ -301,9 +294,8 @@ fn job_submit_wait_follows_the_job_and_exits_with_its_result() {
     assert!(text(&out).contains("allreduce: 2 ranks"), "{}", text(&out));
 }
 
-#[test]
-fn the_job_finishes_correctly_across_an_operator_restart() {
-    require_testbed!();
+pub fn the_job_finishes_correctly_across_an_operator_restart() {
+    require_testbed();
     let ns = Namespace::new("op-restart");
     operator(&ns);
     apply(&ns, &mpijob("rs", 2, "sleep 25; mpirun -n 2 hostname", ""));
@@ -329,9 +321,8 @@ fn the_job_finishes_correctly_across_an_operator_restart() {
     assert_eq!(events.matches("MPIJobSucceeded").count(), 1, "{events}");
 }
 
-#[test]
-fn deleting_the_mpijob_removes_everything_it_made() {
-    require_testbed!();
+pub fn deleting_the_mpijob_removes_everything_it_made() {
+    require_testbed();
     let ns = Namespace::new("op-gc");
     operator(&ns);
     let manifest = mpijob("gc", 2, "sleep 600", "").replace("cleanPodPolicy: Running", "cleanPodPolicy: None");
@@ -348,9 +339,8 @@ fn deleting_the_mpijob_removes_everything_it_made() {
     }
 }
 
-#[test]
-fn workers_that_never_answer_fail_the_job_naming_them() {
-    require_testbed!();
+pub fn workers_that_never_answer_fail_the_job_naming_them() {
+    require_testbed();
     let ns = Namespace::new("op-gate");
     operator(&ns);
     // Worker 0's command is not sshd, so nothing answers on its ssh port.
