@@ -4,11 +4,12 @@
 
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kompi_render::hostfile::is_serving;
 
 use crate::api::JobStatus;
 use crate::build::{Settings, config_map, launcher_pod, service, worker_pod};
 use crate::job::{CleanPodPolicy, Job, LauncherCreation};
-use crate::status::{self, Observed, Transition, is_finished, is_ready, phase, run_started};
+use crate::status::{self, Observed, Transition, is_finished, phase, run_started};
 
 #[derive(Clone, Debug, Default)]
 pub struct Plan {
@@ -57,7 +58,7 @@ pub fn plan(job: &Job, current: &JobStatus, pods: &[&Pod], settings: &Settings, 
     }
     let missing = (0..job.workers).filter(|i| !observed.workers.contains_key(i));
     plan.create = missing.filter_map(|i| worker_pod(job, i, settings)).collect();
-    let all_ready = (0..job.workers).all(|i| observed.workers.get(&i).is_some_and(|p| is_ready(p)));
+    let all_ready = (0..job.workers).all(|i| observed.workers.get(&i).is_some_and(|p| is_serving(p)));
     if job.launcher_creation == LauncherCreation::AtStartup || all_ready {
         plan.create.push(launcher_pod(job, settings));
     }

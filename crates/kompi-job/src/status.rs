@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kompi_render::hostfile::is_serving;
 
 use crate::api::{JobCondition, JobStatus, LAUNCHER, ReplicaStatus, WORKER};
 use crate::job::{Job, JobNames};
@@ -284,7 +285,7 @@ fn replica_statuses(job: &Job, current: &JobStatus, observed: &Observed) -> BTre
                 "Failed" => s.failed += 1,
                 _ => {}
             }
-            s.ready += i32::from(is_ready(pod));
+            s.ready += i32::from(is_serving(pod));
         }
         s
     };
@@ -301,11 +302,6 @@ fn replica_statuses(job: &Job, current: &JobStatus, observed: &Observed) -> BTre
         out.insert(WORKER.to_string(), count(&mut observed.workers.values().copied()));
     }
     out
-}
-
-/// Whether the pod's Ready condition is True (a worker: its sshd answers the probe).
-pub fn is_ready(pod: &Pod) -> bool {
-    pod.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
 /// Sets a condition as mpi-operator does: nothing changes when type, status and reason are the same;

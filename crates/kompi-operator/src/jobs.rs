@@ -9,11 +9,12 @@ use k8s_openapi::jiff::Timestamp;
 use kompi_job::api::{API_VERSION, KIND, WORKER};
 use kompi_job::contract::{LABEL_JOB_NAME, LABEL_OPERATOR_NAME, OPERATOR_NAME};
 use kompi_job::job::JobNames;
-use kompi_job::status::{FAILED, SUCCEEDED, is_ready, pod_end, reason};
+use kompi_job::status::{FAILED, SUCCEEDED, pod_end, reason};
 use kompi_job::{MPIJob, validate};
 use kompi_kube::pods;
 use kompi_kube::progress::Progress;
 use kompi_kube::{Connection, KubeError};
+use kompi_render::hostfile::is_serving;
 use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams, PropagationPolicy};
 use kube::ResourceExt;
 use serde::Serialize;
@@ -267,7 +268,7 @@ pub async fn status(conn: &Connection, name: &str) -> Result<JobReport, KubeErro
                 name: p.name_any(),
                 role: p.labels().get("training.kubeflow.org/job-role").cloned().unwrap_or_default(),
                 phase: pods::phase(p).to_string(),
-                ready: is_ready(p),
+                ready: is_serving(p),
                 restarts: pods::restarts(p),
                 node: p.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default(),
                 note: match pods::phase(p) {
