@@ -8,6 +8,8 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use serde_json::Value;
 
+use crate::pod::fast_readiness_probe;
+
 /// One rendered Kubernetes object.
 #[derive(Clone, PartialEq)]
 pub enum Object {
@@ -152,9 +154,30 @@ impl Object {
         format!("{}/{}", self.kind().name(), self.name())
     }
 
+    /// A copy whose pods probe readiness every second and have no startup probe (see [`fast_readiness_probe`]).
+    fn with_fast_readiness_probe(&self) -> Object {
+        let mut object = self.clone();
+        let spec = match &mut object {
+            Object::Pod(pod) => pod.spec.as_mut(),
+            Object::StatefulSet(set) => set.spec.template.spec.as_mut(),
+            _ => None,
+        };
+        if let Some(spec) = spec {
+            fast_readiness_probe(spec);
+        }
+        object
+    }
+
     /// The object as JSON, with apiVersion and kind, for the given server.
     pub fn to_json(&self, target: Target) -> Value {
-        let mut value = match self {
+        let adapted;
+        let object = if target.triggers_readiness_after_startup() {
+            self
+        } else {
+            adapted = self.with_fast_readiness_probe();
+            &adapted
+        };
+        let mut value = match object {
             Object::Secret(o) => serde_json::to_value(o),
             Object::Service(o) => serde_json::to_value(o),
             Object::ServiceAccount(o) => serde_json::to_value(o),
@@ -175,6 +198,14 @@ impl Object {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Target {
     pub kube_minor: Option<u32>,
+}
+
+impl Target {
+    /// Whether the kubelet runs a container's readiness probe as soon as its startup probe succeeded
+    /// (1.22, kubernetes/kubernetes#101738) rather than at the readiness probe's next period.
+    pub fn triggers_readiness_after_startup(self) -> bool {
+        self.kube_minor.is_none_or(|minor| minor >= 22)
+    }
 }
 
 /// A multi-document YAML stream that `kubectl apply -f -` accepts.
@@ -217,6 +248,38 @@ mod tests {
         assert_eq!(Kind::PodDisruptionBudget.api_type(Target::default()).api_version(), "policy/v1");
         assert_eq!(Kind::Pod.api_type(old).api_version(), "v1");
         assert_eq!(Kind::Role.api_type(old).api_version(), "rbac.authorization.k8s.io/v1");
+    }
+
+    /// The MPI containers of both pods, as the given server gets them.
+    fn mpi_containers(target: Target) -> Vec<Value> {
+        let spec = crate::testing::spec("mpiWorkers:\n  num: 2\n");
+        let objects = crate::render(&spec);
+        let workers = objects.iter().find(|o| o.kind() == Kind::StatefulSet).unwrap().to_json(target);
+        let master = objects.iter().find(|o| o.kind() == Kind::Pod).unwrap().to_json(target);
+        let mut containers = vec![workers["spec"]["template"]["spec"]["containers"][0].clone()];
+        containers.extend(master["spec"]["containers"].as_array().unwrap().iter().filter(|c| c["name"] == "mpi-master").cloned());
+        assert_eq!(containers.len(), 2);
+        containers
+    }
+
+    #[test]
+    fn sshd_is_probed_every_second_only_until_it_first_answers() {
+        for c in mpi_containers(Target::default()).into_iter().chain(mpi_containers(Target { kube_minor: Some(22) })) {
+            assert_eq!(c["startupProbe"]["tcpSocket"]["port"], "ssh", "{c}");
+            assert_eq!(c["startupProbe"]["periodSeconds"], 1);
+            assert_eq!(c["readinessProbe"]["tcpSocket"]["port"], "ssh");
+            assert_eq!(c["readinessProbe"]["periodSeconds"], 5);
+        }
+    }
+
+    #[test]
+    fn kubelets_before_1_22_probe_readiness_every_second_instead() {
+        for c in mpi_containers(Target { kube_minor: Some(21) }).into_iter().chain(mpi_containers(Target { kube_minor: Some(20) })) {
+            assert!(c.get("startupProbe").is_none(), "{c}");
+            assert_eq!(c["readinessProbe"]["tcpSocket"]["port"], "ssh");
+            assert_eq!(c["readinessProbe"]["periodSeconds"], 1);
+            assert_eq!(c["readinessProbe"]["failureThreshold"], 2);
+        }
     }
 
     #[test]

@@ -37,6 +37,37 @@ fn secret_volume(name: &str, secret: &str) -> Volume {
     }
 }
 
+/// Every probe of sshd costs it a fork and a re-exec (~15 ms of CPU), for as long as the pod lives. So the
+/// kubelet asks every second only until sshd first answers (a cluster is runnable no sooner than its
+/// slowest pod is Ready), then every few seconds. The readiness probe runs at once when the startup probe
+/// succeeds (kubelet 1.22 and later; older servers get [`fast_readiness_probe`]).
+const STARTUP_PROBE_PERIOD_SECONDS: i32 = 1;
+/// Ten minutes for sshd to first listen; past that the kubelet restarts the container.
+const STARTUP_PROBE_ATTEMPTS: i32 = 600;
+const READINESS_PROBE_PERIOD_SECONDS: i32 = 5;
+/// A worker whose sshd stops answering leaves the hostfile within two periods.
+const READINESS_PROBE_FAILURES: i32 = 2;
+
+fn ssh_probe(period_seconds: i32, failure_threshold: i32) -> Probe {
+    Probe {
+        tcp_socket: Some(TCPSocketAction { port: IntOrString::String(SSH_PORT_NAME.into()), ..Default::default() }),
+        period_seconds: Some(period_seconds),
+        failure_threshold: Some(failure_threshold),
+        ..Default::default()
+    }
+}
+
+/// For kubelets older than 1.22, which run the readiness probe only at its next period after the startup
+/// probe succeeded: the startup probe goes, and the readiness probe takes its one-second period.
+pub fn fast_readiness_probe(pod: &mut PodSpec) {
+    for container in &mut pod.containers {
+        if let Some(startup) = container.startup_probe.take() {
+            let readiness = container.readiness_probe.get_or_insert_with(|| startup.clone());
+            readiness.period_seconds = startup.period_seconds;
+        }
+    }
+}
+
 /// The MPI container of either role: `kompi init` as PID 1, sshd on the named ssh port, the key mounted
 /// read-only, the user's resources and mounts.
 pub fn mpi_container(spec: &ClusterSpec, pod: &PodOptions, name: &str, init: &InitCommand, extra_mounts: Vec<VolumeMount>) -> Container {
@@ -64,12 +95,8 @@ pub fn mpi_container(spec: &ClusterSpec, pod: &PodOptions, name: &str, init: &In
             protocol: Some("TCP".into()),
             ..Default::default()
         }]),
-        readiness_probe: Some(Probe {
-            tcp_socket: Some(TCPSocketAction { port: IntOrString::String(SSH_PORT_NAME.into()), ..Default::default() }),
-            period_seconds: Some(1),
-            failure_threshold: Some(3),
-            ..Default::default()
-        }),
+        startup_probe: Some(ssh_probe(STARTUP_PROBE_PERIOD_SECONDS, STARTUP_PROBE_ATTEMPTS)),
+        readiness_probe: Some(ssh_probe(READINESS_PROBE_PERIOD_SECONDS, READINESS_PROBE_FAILURES)),
         resources: pod.resources.clone(),
         security_context: pod.container_security_context.clone(),
         volume_mounts: Some(mounts),
