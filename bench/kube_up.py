@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Time to a ready MPI cluster on the testbed: kompi, the kubelet alone, and kube-openmpi's flow.
 
-For W = 1, 4, 8 workers, median of --reps, the three flows taking turns (the order rotates from one
+For W = 1, 4, 8, 16, 24 workers, median of --reps, the three flows taking turns (the order rotates from one
 repetition to the next), each run in the same namespace of this benchmark's own, each starting on a
 node with no pods left from the previous run:
 
@@ -436,7 +436,7 @@ class Bench:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--workers", default="1,4,8", help="worker counts W, comma-separated (default %(default)s)")
+    ap.add_argument("--workers", default="1,4,8,16,24", help="worker counts W, comma-separated (default %(default)s)")
     ap.add_argument("--reps", type=int, default=3, help="runs per flow and W (default %(default)s)")
     ap.add_argument("--flows", default=",".join(FLOWS), help="flows to run (default %(default)s)")
     ap.add_argument("--timeout", type=float, default=300, help="give up on a run after this many seconds (default %(default)s)")
