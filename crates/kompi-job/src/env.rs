@@ -1,7 +1,10 @@
 //! The launcher's environment: what mpi-operator sets for each implementation, with Open MPI's settings
 //! under both the ORTE names (Open MPI 4) and the PRRTE names (Open MPI 5, which ignores `orte_*`: the
-//! hostfile, FQDN host names and the ssh agent would silently not apply, mpi-operator #842).
+//! hostfile, FQDN host names and the ssh agent would silently not apply, mpi-operator #842). Which
+//! parameters Open MPI 5 renames, and what Hydra and a root Open MPI need, is render's (`mca`), as for
+//! kompi's clusters.
 
+use kompi_render::mca::{launcher_env as mpi_launcher_env, other_series_name};
 use kompi_spec::MpiImplementation;
 
 use crate::contract::HOSTFILE_PATH;
@@ -10,35 +13,26 @@ use crate::job::Job;
 /// Variables for the launcher's first container; those the user sets keep the user's value.
 pub fn launcher_env(job: &Job, runs_as_root: bool) -> Vec<(String, String)> {
     let slots = job.slots_per_worker.to_string();
-    let mut env: Vec<(&str, String)> = match job.mpi {
-        MpiImplementation::OpenMpi => vec![
-            ("OMPI_MCA_orte_keep_fqdn_hostnames", "true".into()),
-            ("PRTE_MCA_prte_keep_fqdn_hostnames", "true".into()),
-            ("OMPI_MCA_orte_default_hostfile", HOSTFILE_PATH.into()),
-            ("PRTE_MCA_prte_default_hostfile", HOSTFILE_PATH.into()),
-            ("OMPI_MCA_plm_rsh_agent", "ssh".into()),
-            ("PRTE_MCA_plm_ssh_agent", "ssh".into()),
-            ("OMPI_MCA_orte_set_default_slots", slots.clone()),
-            ("PRTE_MCA_prte_set_default_slots", slots),
-        ],
-        MpiImplementation::Intel => vec![
-            ("I_MPI_HYDRA_HOST_FILE", HOSTFILE_PATH.into()),
-            ("I_MPI_HYDRA_BOOTSTRAP", "ssh".into()),
-            ("I_MPI_PERHOST", slots),
-        ],
-        MpiImplementation::Mpich => vec![("HYDRA_HOST_FILE", HOSTFILE_PATH.into()), ("HYDRA_LAUNCHER", "ssh".into())],
-    };
-    if job.mpi == MpiImplementation::OpenMpi && runs_as_root {
-        // mpi-operator's root examples pass --allow-run-as-root; kompi's clusters consent the same way.
-        env.push(("OMPI_ALLOW_RUN_AS_ROOT", "1".into()));
-        env.push(("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1".into()));
+    let mut env: Vec<(String, String)> = Vec::new();
+    match job.mpi {
+        MpiImplementation::OpenMpi => {
+            let params = [("orte_keep_fqdn_hostnames", "true"), ("orte_default_hostfile", HOSTFILE_PATH), ("plm_rsh_agent", "ssh"), ("orte_set_default_slots", &slots)];
+            for (name, value) in params {
+                env.push((format!("OMPI_MCA_{name}"), value.to_string()));
+                env.extend(other_series_name(name).map(|prrte| (format!("PRTE_MCA_{prrte}"), value.to_string())));
+            }
+        }
+        // As mpi-operator: Intel MPI places `slotsPerWorker` ranks on each host.
+        MpiImplementation::Intel => env.push(("I_MPI_PERHOST".into(), slots)),
+        MpiImplementation::Mpich => {}
     }
+    env.extend(mpi_launcher_env(job.mpi, HOSTFILE_PATH, runs_as_root));
     if !job.run_launcher_as_worker {
         // As mpi-operator: a launcher that runs no ranks must not take GPUs by mistake.
-        env.push(("NVIDIA_VISIBLE_DEVICES", String::new()));
-        env.push(("NVIDIA_DRIVER_CAPABILITIES", String::new()));
+        env.push(("NVIDIA_VISIBLE_DEVICES".into(), String::new()));
+        env.push(("NVIDIA_DRIVER_CAPABILITIES".into(), String::new()));
     }
-    env.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+    env
 }
 
 #[cfg(test)]

@@ -26,8 +26,9 @@ pub struct MpiDefaults<'a> {
 /// Launcher parameters that Open MPI 4 (ORTE) and Open MPI 5 (PRRTE) name differently, as (ORTE, PRRTE).
 /// Each series silently ignores the other's names: `orte_keep_fqdn_hostnames` on 5.x does nothing
 /// (mpi-operator's #842). Checked against `ompi_info --all` 4.1.4 and `prte_info --all` 3.0.8.
-const LAUNCHER_RENAMES: [(&str, &str); 11] = [
+const LAUNCHER_RENAMES: [(&str, &str); 12] = [
     ("orte_keep_fqdn_hostnames", "prte_keep_fqdn_hostnames"),
+    ("orte_set_default_slots", "prte_set_default_slots"),
     ("orte_default_hostfile", "prte_default_hostfile"),
     ("plm_rsh_agent", "plm_ssh_agent"),
     ("plm_rsh_args", "plm_ssh_args"),

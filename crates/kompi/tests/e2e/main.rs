@@ -53,5 +53,7 @@ fn main() {
         the_job_finishes_correctly_across_an_operator_restart,
         deleting_the_mpijob_removes_everything_it_made,
         workers_that_never_answer_fail_the_job_naming_them,
+        an_open_mpi_5_mpijob_runs_its_ranks_on_the_workers,
+        an_mpich_mpijob_runs_its_ranks_on_the_workers,
     ]]);
 }

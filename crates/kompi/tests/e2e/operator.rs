@@ -39,6 +39,11 @@ fn operator(ns: &Namespace) {
 /// An MPIJob as mpi-operator's examples write them: a launcher that runs mpirun, workers whose
 /// command is sshd.
 fn mpijob(name: &str, workers: u32, launcher_command: &str, extra_spec: &str) -> String {
+    mpijob_on(IMAGE, name, workers, launcher_command, extra_spec)
+}
+
+/// [`mpijob`] with the launcher and the workers on `image`.
+fn mpijob_on(image: &str, name: &str, workers: u32, launcher_command: &str, extra_spec: &str) -> String {
     format!(
         r#"apiVersion: kubeflow.org/v2beta1
 kind: MPIJob
@@ -55,7 +60,7 @@ spec:
         spec:
           containers:
           - name: launcher
-            image: {IMAGE}
+            image: {image}
             command: ["/bin/sh", "-c"]
             args: [{launcher_command:?}]
     Worker:
@@ -64,7 +69,7 @@ spec:
         spec:
           containers:
           - name: worker
-            image: {IMAGE}
+            image: {image}
             command: ["/usr/sbin/sshd"]
             args: ["-De"]
 "#
@@ -356,4 +361,31 @@ pub fn workers_that_never_answer_fail_the_job_naming_them() {
     let message = failed["message"].as_str().unwrap();
     assert!(message.contains(&format!("gate-worker-0.gate.{}.svc", ns.name)) && message.contains("not answering"), "{message}");
     assert!(message.contains("the command never ran"), "{message}");
+}
+
+/// One MPIJob per flavour, `mpiImplementation` set, on the trixie images: Open MPI 5 reads only the
+/// PRRTE names of the launcher's settings (mpi-operator #842: with the ORTE names alone its mpirun finds
+/// no hostfile and runs every rank on the launcher), MPICH's Hydra reads its own variables and hostfile syntax.
+fn a_flavours_mpijob_runs_allreduce(tag_suffix: &str, implementation: &str, name: &str) {
+    require_testbed();
+    let ns = Namespace::new(&format!("op-{name}"));
+    operator(&ns);
+    let image = format!("{IMAGE}{tag_suffix}");
+    // Each rank prints the host it runs on: the ranks must be on the workers, none on the launcher.
+    let command = "mpirun -n 3 /opt/kompi/examples/allreduce && mpirun -n 3 hostname";
+    apply(&ns, &mpijob_on(&image, name, 3, command, &format!("  mpiImplementation: {implementation}\n")));
+    wait_condition(&ns, name, "Succeeded", Duration::from_secs(240));
+    let log = text(&ns.k(&["logs", &format!("{name}-launcher")]));
+    assert!(log.contains("allreduce: 3 ranks") && log.contains(": OK"), "launcher log:\n{log}");
+    let mut hosts: Vec<&str> = log.lines().filter(|l| l.starts_with(&format!("{name}-")) && !l.contains(' ')).collect();
+    hosts.sort();
+    assert_eq!(hosts, [format!("{name}-worker-0"), format!("{name}-worker-1"), format!("{name}-worker-2")], "launcher log:\n{log}");
+}
+
+pub fn an_open_mpi_5_mpijob_runs_its_ranks_on_the_workers() {
+    a_flavours_mpijob_runs_allreduce("-ompi5", "OpenMPI", "ompi5");
+}
+
+pub fn an_mpich_mpijob_runs_its_ranks_on_the_workers() {
+    a_flavours_mpijob_runs_allreduce("-mpich", "MPICH", "mpich");
 }
