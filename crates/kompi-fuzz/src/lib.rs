@@ -14,7 +14,7 @@ use kompi_render::hostfile::{entries_of_pods, hostfile, hosts, is_serving};
 use kompi_render::launcher::{Launch, mpiexec};
 use kompi_render::mca::{FILE_MARKER, MpiDefaults, home_files, name_for_open_mpi};
 use kompi_render::{Object, Target, render, to_json_list, to_yaml_stream};
-use kompi_spec::contract::KOMPI_BIN;
+use kompi_spec::contract::{INJECTED_KOMPI_BIN, KOMPI_BIN};
 use kompi_spec::{ClusterName, MpiImplementation, Request, Source, load, mca_parameter, pss};
 use kube::runtime::reflector;
 use kube::runtime::watcher::Event;
@@ -51,7 +51,8 @@ pub fn values(data: &[u8]) {
             let violations = pss::restricted(annotations.as_ref(), &pod);
             assert!(violations.is_empty(), "a restricted cluster renders a pod that breaks the profile: {violations:?}");
         }
-        for c in pod.containers.iter().filter(|c| c.command.as_deref() == Some(&[KOMPI_BIN.to_string()][..])) {
+        let runs_kompi = |c: &&Container| matches!(c.command.as_deref(), Some([bin]) if bin == KOMPI_BIN || bin == INJECTED_KOMPI_BIN);
+        for c in pod.containers.iter().filter(runs_kompi) {
             command_line_parses(c, &mca);
         }
     }

@@ -41,14 +41,12 @@ pub struct RunOutcome {
 }
 
 /// The master's `kompi init` command line, as render wrote it into the pod, and the desired workers.
-async fn cluster_of(conn: &Connection, name: &ClusterName) -> Result<(InitCommand, u32), KubeError> {
+async fn cluster_of(conn: &Connection, name: &ClusterName) -> Result<(InitCommand, String, u32), KubeError> {
     let master = cluster::existing_pod(conn, name, &name.master_pod()).await?;
-    let args = master
-        .spec
-        .as_ref()
-        .and_then(|s| s.containers.iter().find(|c| c.name == pods::MASTER))
-        .and_then(|c| c.args.clone())
-        .unwrap_or_default();
+    let container = master.spec.as_ref().and_then(|s| s.containers.iter().find(|c| c.name == pods::MASTER));
+    let args = container.and_then(|c| c.args.clone()).unwrap_or_default();
+    // The kompi the MPI container runs (injected or the image's), as the render wrote it.
+    let kompi = container.and_then(|c| c.command.as_ref()?.first().cloned()).unwrap_or_else(|| KOMPI_BIN.to_string());
     let init = InitCommand::from_args(&args).map_err(|why| {
         KubeError::Failed(format!("Pod {} was not made by this kompi (its {} container's arguments: {why}); `kompi up` makes it again", name.master_pod(), pods::MASTER))
     })?;
@@ -59,7 +57,7 @@ async fn cluster_of(conn: &Connection, name: &ClusterName) -> Result<(InitComman
         .map_err(|e| conn.error(&format!("reading StatefulSet {}", name.worker_set()), e))?
         .and_then(|s| s.spec.replicas)
         .unwrap_or(0) as u32;
-    Ok((init, desired))
+    Ok((init, kompi, desired))
 }
 
 /// The worker pods now, by name, to tell afterwards what happened to them.
@@ -104,13 +102,13 @@ pub fn worker_changes(before: &BTreeMap<String, Pod>, after: &BTreeMap<String, P
 /// the master. The first Ctrl-C reaches mpiexec as SIGINT and its status is awaited; a second one stops
 /// waiting (the closed connection then ends mpiexec with SIGTERM).
 pub async fn run(conn: &Connection, name: &ClusterName, opts: &RunOptions, stdout: Output, stderr: Output, progress: &mut dyn Progress) -> Result<RunOutcome, KubeError> {
-    let (init, desired) = cluster_of(conn, name).await?;
+    let (init, kompi, desired) = cluster_of(conn, name).await?;
     let launch = Launch { np: opts.np, npernode: opts.npernode, mca: &opts.mca, command: &opts.command };
     let argv = mpiexec(init.mpi, HOSTFILE, &launch).map_err(KubeError::Invalid)?;
     let settled = wait::ready(conn, name, desired, opts.wait_timeout, progress).await?;
     let before: BTreeMap<String, Pod> =
         settled.pods.iter().filter(|p| pods::is_worker(p)).map(|p| (pods::name(p).to_string(), (**p).clone())).collect();
-    let mut remote_argv = vec![KOMPI_BIN.to_string()];
+    let mut remote_argv = vec![kompi];
     remote_argv.extend(LaunchCommand { signals_from_stdin: true, command: argv }.to_args());
     let master = name.master_pod();
     let (finished, mut control) = remote::start_controlled(conn, &master, pods::MASTER, &remote_argv, stdout, stderr).await?;

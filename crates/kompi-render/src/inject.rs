@@ -4,6 +4,7 @@
 
 use k8s_openapi::api::core::v1::{Capabilities, Container, PodSpec, SecurityContext};
 use kompi_spec::contract::{INJECT_DIR, INJECTED_KOMPI_BIN, KOMPI_BIN};
+use kompi_spec::{ClusterSpec, Image, KompiSource, PodOptions};
 
 use crate::pod::{empty_dir, mount};
 
@@ -51,6 +52,29 @@ pub fn inject(pod: &mut PodSpec, injection: &Injection, containers: &[&str], run
     INJECTED_KOMPI_BIN
 }
 
+impl From<&KompiSource> for Injection {
+    fn from(source: &KompiSource) -> Self {
+        Injection { image: source.image.reference.clone(), pull_policy: source.image.pull_policy.to_string() }
+    }
+}
+
+/// Where a cluster's MPI containers find kompi: injected (`kompiImage.inject`), or in the MPI image.
+pub fn cluster_kompi_bin(spec: &ClusterSpec) -> &'static str {
+    if spec.kompi.inject { INJECTED_KOMPI_BIN } else { KOMPI_BIN }
+}
+
+/// The image that runs kompi alone (the hostfile sidecar): kompi's own when it is injected, else the MPI image.
+pub fn cluster_kompi_image(spec: &ClusterSpec) -> &Image {
+    if spec.kompi.inject { &spec.kompi.image } else { &spec.image }
+}
+
+/// Injects kompi into a master or worker pod when the values ask for it, for its MPI container.
+pub fn inject_into_cluster_pod(spec: &ClusterSpec, pod: &mut PodSpec, options: &PodOptions, mpi_container: &str) {
+    if spec.kompi.inject {
+        inject(pod, &Injection::from(&spec.kompi), &[mpi_container], options.run_as_user());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,5 +105,45 @@ mod tests {
         assert_eq!((mpi[0].name.as_str(), mpi[0].read_only), ("kompi-bin", Some(true)));
         assert!(spec.containers[1].volume_mounts.is_none(), "only the named containers mount kompi");
         assert!(spec.volumes.as_ref().unwrap().iter().any(|v| v.name == "kompi-bin" && v.empty_dir.is_some()));
+    }
+
+    fn mpi_and_sidecar(pod: &PodSpec) -> (&Container, Option<&Container>) {
+        (&pod.containers[0], pod.containers.get(1))
+    }
+
+    #[test]
+    fn a_cluster_with_its_own_mpi_image_runs_the_kompi_injected_from_kompis_image() {
+        let spec = crate::testing::spec("image:\n  repository: everpeace/kube-openmpi\n  tag: 0.7.0\nmpiWorkers:\n  securityContext: {runAsUser: 1000}\n");
+        let master = crate::master::master_pod(&spec).spec.unwrap();
+        let workers = crate::worker::stateful_set(&spec).spec.template.spec.unwrap();
+        for (pod, uid) in [(&master, None), (&workers, Some(1000))] {
+            let init = &pod.init_containers.as_ref().expect("an init container")[0];
+            assert_eq!((init.name.as_str(), init.image.as_deref()), (INJECT_CONTAINER, Some("kompi/runtime:0.1.0")));
+            assert_eq!(init.security_context.as_ref().unwrap().run_as_user, uid, "the init container runs as the MPI container's user");
+            let (mpi, _) = mpi_and_sidecar(pod);
+            assert_eq!(mpi.image.as_deref(), Some("everpeace/kube-openmpi:0.7.0"));
+            assert_eq!(mpi.command.as_deref(), Some(&[INJECTED_KOMPI_BIN.to_string()][..]));
+            assert!(mpi.volume_mounts.as_ref().unwrap().iter().any(|m| m.name == INJECT_VOLUME && m.mount_path == INJECT_DIR));
+        }
+        let sidecar = mpi_and_sidecar(&master).1.unwrap();
+        assert_eq!((sidecar.image.as_deref(), sidecar.command.as_deref()), (Some("kompi/runtime:0.1.0"), Some(&[KOMPI_BIN.to_string()][..])));
+    }
+
+    #[test]
+    fn the_injection_image_is_a_value_and_inject_false_runs_the_mpi_images_own_kompi() {
+        let chosen = crate::testing::spec("kompiImage:\n  repository: registry.local/kompi\n  tag: \"9\"\n  pullPolicy: Always\n");
+        let master = crate::master::master_pod(&chosen).spec.unwrap();
+        let init = &master.init_containers.as_ref().unwrap()[0];
+        assert_eq!((init.image.as_deref(), init.image_pull_policy.as_deref()), (Some("registry.local/kompi:9"), Some("Always")));
+
+        let inside = crate::testing::spec("image:\n  repository: my/mpi-with-kompi\nkompiImage:\n  inject: false\n");
+        let master = crate::master::master_pod(&inside).spec.unwrap();
+        assert!(master.init_containers.is_none() && !master.volumes.iter().flatten().any(|v| v.name == INJECT_VOLUME));
+        let (mpi, sidecar) = mpi_and_sidecar(&master);
+        assert_eq!(mpi.command.as_deref(), Some(&[KOMPI_BIN.to_string()][..]));
+        assert_eq!(sidecar.unwrap().image.as_deref(), Some("my/mpi-with-kompi:0.1.0"));
+        let workers = crate::worker::stateful_set(&inside).spec.template.spec.unwrap();
+        assert!(workers.init_containers.is_none());
+        assert_eq!(workers.containers[0].command.as_deref(), Some(&[KOMPI_BIN.to_string()][..]));
     }
 }

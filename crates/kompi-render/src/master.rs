@@ -14,6 +14,7 @@ use kompi_spec::contract::{
 };
 
 use crate::command::{HostfileCommand, OneShotCommand, Role};
+use crate::inject::{cluster_kompi_image, inject_into_cluster_pod};
 use crate::labels::{ALLOW_FROM_EXTERNAL, Component, meta};
 use crate::pod::{empty_dir, mount, mpi_container, pod_spec};
 use crate::worker::init_command;
@@ -54,6 +55,7 @@ pub fn master_pod(spec: &ClusterSpec) -> Pod {
     }
     volumes.push(api_token_volume());
     pod_spec.containers = vec![mpi_container(spec, pod, MASTER_CONTAINER, &init, mounts), sidecar(spec)];
+    inject_into_cluster_pod(spec, &mut pod_spec, pod, MASTER_CONTAINER);
     let mut metadata = meta(spec, spec.name.master_pod(), Some(Component::Master));
     if spec.network_policy {
         metadata.labels.get_or_insert_default().insert(ALLOW_FROM_EXTERNAL.into(), "true".into());
@@ -83,8 +85,8 @@ fn sidecar(spec: &ClusterSpec) -> Container {
     }
     Container {
         name: SIDECAR_CONTAINER.into(),
-        image: Some(spec.image.reference.clone()),
-        image_pull_policy: Some(spec.image.pull_policy.to_string()),
+        image: Some(cluster_kompi_image(spec).reference.clone()),
+        image_pull_policy: Some(cluster_kompi_image(spec).pull_policy.to_string()),
         command: Some(vec![KOMPI_BIN.into()]),
         args: Some(hostfile_command(spec).to_args()),
         env: Some(vec![EnvVar {

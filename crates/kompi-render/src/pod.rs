@@ -6,10 +6,11 @@ use k8s_openapi::api::core::v1::{
     SecurityContext, PodSecurityContext,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kompi_spec::contract::{HOSTFILE, KOMPI_BIN, SSH_KEY_DIR};
+use kompi_spec::contract::{HOSTFILE, SSH_KEY_DIR};
 use kompi_spec::{AppCode, ClusterSpec, PodOptions, pss};
 
 use crate::command::InitCommand;
+use crate::inject::cluster_kompi_bin;
 use crate::mca::launcher_env;
 use crate::service::SSH_PORT_NAME;
 
@@ -86,7 +87,7 @@ pub fn mpi_container(spec: &ClusterSpec, pod: &PodOptions, name: &str, init: &In
         name: name.into(),
         image: Some(spec.image.reference.clone()),
         image_pull_policy: Some(spec.image.pull_policy.to_string()),
-        command: Some(vec![KOMPI_BIN.into()]),
+        command: Some(vec![cluster_kompi_bin(spec).into()]),
         args: Some(init.to_args()),
         env: Some(env_vars),
         ports: Some(vec![ContainerPort {

@@ -8,6 +8,7 @@ use kompi_spec::ClusterSpec;
 use kompi_spec::contract::{HOSTFILE, SSH_KEY_DIR, WORKER_CONTAINER};
 
 use crate::command::{InitCommand, Role};
+use crate::inject::inject_into_cluster_pod;
 use crate::labels::{Component, labels, meta, selector};
 use crate::pod::{mpi_container, pod_spec};
 
@@ -28,6 +29,7 @@ pub fn stateful_set(spec: &ClusterSpec) -> StatefulSet {
     let pod = &spec.workers.pod;
     let mut pod_spec = pod_spec(spec, pod);
     pod_spec.containers = vec![mpi_container(spec, pod, WORKER_CONTAINER, &init_command(spec, Role::Worker), Vec::new())];
+    inject_into_cluster_pod(spec, &mut pod_spec, pod, WORKER_CONTAINER);
     StatefulSet {
         metadata: meta(spec, spec.name.worker_set(), Some(Component::Worker)),
         spec: StatefulSetSpec {
@@ -60,7 +62,7 @@ mod tests {
         assert_eq!(pod.automount_service_account_token, Some(false));
         assert!(pod.service_account_name.is_none());
         let c = &pod.containers[0];
-        assert_eq!(c.command.as_deref(), Some(&["/usr/local/bin/kompi".to_string()][..]));
+        assert_eq!(c.command.as_deref(), Some(&["/kompi/kompi".to_string()][..]), "kompi is injected by default");
         assert_eq!(c.args.as_ref().unwrap()[..2], ["init".to_string(), "--role=worker".to_string()]);
         assert!(c.readiness_probe.as_ref().unwrap().tcp_socket.is_some());
         assert!(!c.volume_mounts.as_ref().unwrap().iter().any(|m| m.mount_path.contains("serviceaccount")));

@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::{
 };
 
 use crate::cluster::{
-    AppCode, ClusterName, ClusterSpec, Image, Master, OneShot, PodOptions, PullPolicy, SshKeyPair, Workers, dns1123_label,
+    AppCode, ClusterName, ClusterSpec, Image, KompiSource, Master, OneShot, PodOptions, PullPolicy, SshKeyPair, Workers, dns1123_label,
 };
 use crate::contract::{
     DEFAULT_SSH_PORT, HANDSHAKE_DIR, HOSTFILE_DIR, RESERVED_VOLUME_PREFIX, SSH_KEY_DIR, SYNC_SECRET_SUFFIX, SYNC_VOLUME_PREFIX,
@@ -211,6 +211,10 @@ impl Builder<'_> {
         self.check_git_sync_root(&pods, &app_codes, &at.app_codes_to_sync, restricted);
         ClusterSpec {
             image: image(v.image.repository, v.image.tag, v.image.pull_policy),
+            kompi: KompiSource {
+                image: image(v.kompi_image.repository, v.kompi_image.tag, v.kompi_image.pull_policy),
+                inject: v.kompi_image.inject,
+            },
             pull_secrets: v.image.pull_secrets.unwrap_or_default(),
             git_sync_image: image(v.git_sync_image.repository, v.git_sync_image.tag, v.git_sync_image.pull_policy),
             mpi: v.mpi.implementation,

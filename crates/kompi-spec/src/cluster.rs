@@ -145,6 +145,14 @@ pub struct Image {
     pub pull_policy: PullPolicy,
 }
 
+/// Where the MPI containers' kompi comes from: kompi's runtime image, copied into each MPI pod by an init
+/// container (`inject`), or the MPI image itself.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KompiSource {
+    pub image: Image,
+    pub inject: bool,
+}
+
 /// The ssh key pair every MPI container trusts; `id_rsa`/`id_rsa_pub` in the values whatever its type.
 #[derive(Clone, PartialEq)]
 pub struct SshKeyPair {
@@ -178,8 +186,13 @@ pub struct PodOptions {
 impl PodOptions {
     /// Whether the MPI container runs as root (no runAsUser, or runAsUser 0; the container's wins).
     pub fn runs_as_root(&self) -> bool {
+        self.run_as_user().unwrap_or(0) == 0
+    }
+
+    /// The uid the MPI container runs as, when the values say (the container's securityContext wins).
+    pub fn run_as_user(&self) -> Option<i64> {
         let container = self.container_security_context.as_ref().and_then(|s| s.run_as_user);
-        container.or_else(|| self.security_context.as_ref().and_then(|s| s.run_as_user)).unwrap_or(0) == 0
+        container.or_else(|| self.security_context.as_ref().and_then(|s| s.run_as_user))
     }
 }
 
@@ -235,6 +248,7 @@ pub struct ClusterSpec {
     pub name: ClusterName,
     pub namespace: String,
     pub image: Image,
+    pub kompi: KompiSource,
     pub pull_secrets: Vec<LocalObjectReference>,
     pub git_sync_image: Image,
     pub mpi: MpiImplementation,

@@ -55,6 +55,7 @@ section! {
     /// Every values key kompi accepts. The defaults are `defaults.yaml`, so a key without a default is an `Option`.
     pub struct Values, paths ValuesPaths {
         image: ImageValues = "image",
+        kompi_image: KompiImageValues = "kompiImage",
         kubectl_image: KubectlImageValues = "kubectlImage",
         git_sync_image: GitSyncImageValues = "gitSyncImage",
         network_policy: NetworkPolicyValues = "networkPolicy",
@@ -72,14 +73,27 @@ section! {
 
 section! {
     pub struct ImageValues, paths ImagePaths {
-        /// MPI image (master and workers); must contain kompi at /usr/local/bin/kompi, sshd and MPI
+        /// MPI image (master and workers): any image with sshd and an MPI (kompi is injected; see `kompiImage.inject`)
         repository: NonEmpty = "repository",
         /// its tag (empty: none)
         tag: AnyText = "tag",
-        /// imagePullPolicy of every kompi container
+        /// its imagePullPolicy
         pull_policy: PullPolicy = "pullPolicy",
         /// imagePullSecrets of both pods (`[{name: secret}]`)
         pull_secrets: Option<Vec<LocalObjectReference>> = "pullSecrets",
+    }
+}
+
+section! {
+    pub struct KompiImageValues, paths KompiImagePaths {
+        /// kompi: kompi's runtime image, where kompi comes from (and the hostfile sidecar's image)
+        repository: NonEmpty = "repository",
+        /// kompi: its tag
+        tag: AnyText = "tag",
+        /// kompi: its imagePullPolicy
+        pull_policy: PullPolicy = "pullPolicy",
+        /// kompi: an init container copies kompi from this image into the MPI pods, which run it from there (false: `image` has kompi at /usr/local/bin/kompi)
+        inject: bool = "inject",
     }
 }
 
