@@ -94,9 +94,10 @@ pub struct InitArgs {
     #[arg(long, value_name = "DIR", requires = "one_shot_workers")]
     pub handshake_dir: Option<PathBuf>,
 
-    /// The sshd binary (an absolute path: sshd re-executes itself)
-    #[arg(long, value_name = "PATH", default_value = "/usr/sbin/sshd")]
-    pub sshd: PathBuf,
+    /// The sshd binary (an absolute path: sshd re-executes itself); default: the first of /usr/sbin/sshd,
+    /// /usr/local/sbin/sshd, /sbin/sshd and /usr/bin/sshd that the image has
+    #[arg(long, value_name = "PATH")]
+    pub sshd: Option<PathBuf>,
 
     /// Do not run sshd: a launcher that is not one of the job's hosts only connects out
     #[arg(long)]
@@ -254,7 +255,7 @@ mod tests {
         assert_eq!(args.key_dir, PathBuf::from(&c.key_dir));
         assert_eq!(args.hostfile, PathBuf::from(&c.hostfile));
         assert_eq!(args.mca, c.mca);
-        assert_eq!(args.sshd, PathBuf::from("/usr/sbin/sshd"));
+        assert_eq!(args.sshd, None, "found at the usual paths");
         args
     }
 
@@ -298,7 +299,7 @@ mod tests {
     #[test]
     fn rendered_job_command_lines_parse() {
         let worker = parse(&job_command(None).to_args()).unwrap();
-        assert_eq!((worker.role, worker.sshd.clone(), worker.no_sshd), (Role::Worker, PathBuf::from("/usr/local/sbin/sshd"), false));
+        assert_eq!((worker.role, worker.sshd.clone(), worker.no_sshd), (Role::Worker, Some(PathBuf::from("/usr/local/sbin/sshd")), false));
         assert_eq!(worker.one_shot().unwrap(), None);
         let command = vec!["mpirun".to_string(), "-n".into(), "2".into(), "sh".into(), "-c".into(), "echo $(hostname)".into()];
         let launch = JobLaunch { hosts: 3, wait_timeout_seconds: 30, serve_ssh: false, command: command.clone() };

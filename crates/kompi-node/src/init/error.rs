@@ -61,6 +61,9 @@ pub enum InitError {
     #[error("sshd not found at {}: install openssh-server in the image (or pass --sshd PATH)", path.display())]
     SshdMissing { path: PathBuf },
 
+    #[error("no sshd in this image (looked at {looked}): install openssh-server in the image, or pass --sshd PATH")]
+    SshdNotFound { looked: String },
+
     #[error("--sshd {} is not an absolute path, which sshd needs to re-execute itself: pass one such as /usr/sbin/sshd", path.display())]
     SshdRelative { path: PathBuf },
 

@@ -27,9 +27,7 @@ const ASSUMED_OPEN_MPI_MAJOR: u32 = 4;
 pub fn prepare(args: &InitArgs) -> Result<Option<Sshd>, InitError> {
     let me = Identity::current()?;
     let serve_ssh = !args.no_sshd;
-    if serve_ssh {
-        sshd::check_binary(&args.sshd)?;
-    }
+    let sshd_binary = if serve_ssh { Some(sshd::locate(args.sshd.as_deref(), sshd::USUAL_SSHD_PATHS)?) } else { None };
     become_subreaper();
     let layout = Layout::new(&me.home, &me.hostname);
     if !me.home.is_dir() {
@@ -49,7 +47,7 @@ pub fn prepare(args: &InitArgs) -> Result<Option<Sshd>, InitError> {
     keys::validate(&key, &args.key_dir)?;
     keys::install(&key, &layout)?;
 
-    let openssh = if serve_ssh { sshd::version(&args.sshd) } else { None };
+    let openssh = sshd_binary.as_deref().and_then(sshd::version);
     if serve_ssh {
         private_dir(&layout.node_dir, &me)?;
         let host_key = keys::generate_host_key(&me.hostname)?;
@@ -68,11 +66,11 @@ pub fn prepare(args: &InitArgs) -> Result<Option<Sshd>, InitError> {
     warn_if_ssh_reads_another_home(&me);
     home::write_mpi_defaults(&me.home, &home_files(&mpi_defaults(args)?))?;
 
-    if !serve_ssh {
+    let Some(binary) = sshd_binary else {
         info!(home = %me.home.display(), uid = me.uid.as_raw(), "ssh client ready (this launcher runs no sshd)");
         return Ok(None);
-    }
-    let sshd = Sshd { binary: args.sshd.clone(), config: layout.sshd_config.clone(), port: args.ssh_port, openssh };
+    };
+    let sshd = Sshd { binary, config: layout.sshd_config.clone(), port: args.ssh_port, openssh };
     sshd.check_port_free()?;
     sshd.check_config(me.is_root())?;
     info!(home = %me.home.display(), uid = me.uid.as_raw(), port = args.ssh_port, "ready to start sshd");

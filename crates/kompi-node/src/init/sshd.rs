@@ -98,6 +98,19 @@ pub fn version(binary: &Path) -> Option<OpenSshVersion> {
     version
 }
 
+/// Where images put sshd, tried in this order when `--sshd` is not given (Debian and Ubuntu, a
+/// source build's prefix, distributions without a merged /usr, Arch).
+pub const USUAL_SSHD_PATHS: &[&str] = &["/usr/sbin/sshd", "/usr/local/sbin/sshd", "/sbin/sshd", "/usr/bin/sshd"];
+
+/// The sshd to run: `--sshd` when given (checked), else the first executable among `candidates`.
+pub fn locate(given: Option<&Path>, candidates: &[&str]) -> Result<PathBuf, InitError> {
+    if let Some(path) = given {
+        check_binary(path)?;
+        return Ok(path.to_path_buf());
+    }
+    candidates.iter().map(PathBuf::from).find(|p| check_binary(p).is_ok()).ok_or_else(|| InitError::SshdNotFound { looked: candidates.join(", ") })
+}
+
 /// sshd must be an executable file at an absolute path (it re-executes itself from there).
 pub fn check_binary(binary: &Path) -> Result<(), InitError> {
     if !binary.is_absolute() {
@@ -125,6 +138,21 @@ mod tests {
 
     fn sshd(binary: &str, port: u16) -> Sshd {
         Sshd { binary: binary.into(), config: "/nonexistent/sshd_config".into(), port, openssh: None }
+    }
+
+    #[test]
+    fn sshd_is_the_first_executable_at_the_usual_paths_or_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let (missing, plain, found) = (dir.path().join("sbin/sshd"), dir.path().join("plain"), dir.path().join("sshd"));
+        std::fs::write(&plain, "").unwrap();
+        std::fs::write(&found, "").unwrap();
+        std::fs::set_permissions(&found, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let paths = [missing.to_str().unwrap(), plain.to_str().unwrap(), found.to_str().unwrap()];
+        assert_eq!(locate(None, &paths).unwrap(), found, "a missing and a non-executable file are passed over");
+        let e = locate(None, &paths[..2]).unwrap_err().to_string();
+        assert!(e.contains(&format!("looked at {}, {}", paths[0], paths[1])) && e.contains("install openssh-server"), "{e}");
+        let e = locate(Some(&missing), &paths).unwrap_err().to_string();
+        assert!(e.contains("sshd not found at"), "a given --sshd is not replaced by another: {e}");
     }
 
     #[test]
