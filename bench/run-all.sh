@@ -11,7 +11,7 @@
 set -u
 cd "$(dirname "$0")"
 
-scripts=(local_launch.py local_pingpong.py local_up.py hostfile_freshness.py kube_up.py kube_run.py kube_mpi.py)
+scripts=(static_binary.py local_launch.py local_pingpong.py local_up.py hostfile_freshness.py kube_up.py kube_run.py kube_mpi.py)
 failed=() skipped=()
 for script in "${scripts[@]}"; do
     echo "=== $script (load average $(cut -d' ' -f1-3 /proc/loadavg))" >&2

@@ -21,8 +21,8 @@ scripts/install-deps.sh test
 step "unit tests of the benchmarks' helpers (counting proxy, timeouts, signals)"
 python3 -m unittest discover -s bench -p 'test_*.py'
 
-step "building kompi (release, for the runtime image) and the example MPI programs"
-cargo build --release --quiet -p kompi
+step "building the static kompi (for the runtime image, which injects it into other images) and the example MPI programs"
+scripts/static-kompi.sh >/dev/null
 make --quiet -C examples
 
 step "building the runtime images with the examples (bookworm's Open MPI 4; trixie's Open MPI 5 and MPICH), starting the testbed"
@@ -31,6 +31,10 @@ for mpi in openmpi mpich; do   # the examples compiled against each image's own 
   examples=$(testbed/testbed.sh examples --suite trixie --mpi $mpi)
   testbed/testbed.sh kompi-image --suite trixie --mpi $mpi --add "$examples:/opt/kompi/examples"
 done
+step "a user's own image without kompi: Debian bullseye (Open MPI 4.1.0, glibc 2.31) as mpi-operator's base image is built"
+examples=$(testbed/testbed.sh examples --suite bullseye)
+testbed/testbed.sh image kompi-e2e/bullseye-user:1 --suite bullseye --user mpiuser openmpi-bin openssh-server --add "$examples:/opt/examples"
+testbed/testbed.sh kompi-rootfs >/dev/null   # the static binary's test runs kompi in it (and in the bullseye rootfs)
 trap 'step "stopping the testbed"; testbed/testbed.sh down' EXIT
 testbed/testbed.sh up
 

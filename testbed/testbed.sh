@@ -2,8 +2,9 @@
 # kompi testbed: a real single-node Kubernetes 1.20 cluster (etcd, kube-apiserver, kube-controller-manager,
 # kube-scheduler, kubelet, kube-proxy, containerd+runc, bridge CNI, dnsmasq cluster DNS) for a root shell in Debian bookworm.
 # Usage: testbed.sh build | up | restart-apiserver | check | status | down | image NAME:TAG [debian-pkg...] [--add SRC:DEST...]
-#                  | kompi-image [--suite bookworm|trixie] [--mpi openmpi|mpich] [--kompi PATH] [--add SRC:DEST...]
-#                  | examples [--suite bookworm|trixie] [--mpi openmpi|mpich]
+#                  | image NAME:TAG --suite SUITE [--user NAME] debian-pkg... [--add SRC:DEST...] | rootfs --suite SUITE [--user NAME] debian-pkg...
+#                  | kompi-image [--suite bullseye|bookworm|trixie] [--mpi openmpi|mpich] [--kompi PATH] [--add SRC:DEST...] | kompi-rootfs
+#                  | examples [--suite bullseye|bookworm|trixie] [--mpi openmpi|mpich]
 set -euo pipefail
 
 SELF=$(readlink -f "$0")
@@ -140,13 +141,22 @@ MMDEBSTRAP_OPTS=(--variant=minbase --hook-dir=/usr/share/mmdebstrap/hooks/merged
   --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*'
   --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/lintian/*'
   --dpkgopt='path-exclude=/usr/share/groff/*')
+suite_opts() { # SUITE: MMDEBSTRAP_OPTS for that suite, into the array opts. bullseye has no usr-is-merged package, which
+  # the merged-usr hook installs: its /usr stays split, as in debian:bullseye.
+  local o; opts=()
+  for o in "${MMDEBSTRAP_OPTS[@]}"; do
+    if [ "$1" != bullseye ] || [[ $o != --hook-dir=*/merged-usr ]]; then opts+=("$o"); fi
+  done
+}
 image_packages() { # MPI: its package list, then the common one
   sed 's/#.*//' "$REPO/images/mpi-$1.txt" "$REPO/images/packages.txt" | xargs
 }
-SUITES="bookworm trixie" MPIS="openmpi mpich"
+SUITES="bullseye bookworm trixie" MPIS="openmpi mpich"
 variant_tag() { # SUITE MPI: the kompi image's tag suffix, saying what is inside (bookworm's Open MPI 4.1.4 has none)
   case $1/$2 in
     bookworm/openmpi) echo "" ;;
+    bullseye/openmpi) echo "-bullseye" ;;      # Open MPI 4.1.0
+    bullseye/mpich) echo "-mpich-bullseye" ;;  # MPICH 3.4.1
     bookworm/mpich) echo "-mpich-bookworm" ;;   # MPICH 4.0.2
     trixie/openmpi) echo "-ompi5" ;;            # Open MPI 5.0.7 (PRRTE 3.0)
     trixie/mpich) echo "-mpich" ;;              # MPICH 4.2.1
@@ -164,15 +174,15 @@ parse_variant() { # ARG...: --suite and --mpi into suite and mpi (defaults bookw
   [[ " $MPIS " == *" $mpi "* ]] || die "--mpi $mpi: one of $MPIS"
 }
 build_rootfs() { # VAR LABEL SUITE MPI [EXTRA_PKG...]: sets VAR to the rootfs tar, cached under a hash of everything that goes into it
-  local var=$1 label=$2 suite=$3 mpi=$4 pkgs key out; shift 4
+  local var=$1 label=$2 suite=$3 mpi=$4 pkgs key out opts; shift 4; suite_opts "$suite"
   pkgs=$(image_packages "$mpi" | tr ' ' ,)${*:+,$(tr ' ' , <<<"$*")}
-  key=$( { printf '%s\n' "$suite" "$pkgs" "${MMDEBSTRAP_OPTS[@]}"; cat "$REPO/images/setup.sh"; } | sha256sum | cut -c1-16)
+  key=$( { printf '%s\n' "$suite" "$pkgs" "${opts[@]}"; cat "$REPO/images/setup.sh"; } | sha256sum | cut -c1-16)
   out=$ROOTFS/$label-$key.tar
   printf -v "$var" %s "$out"
   if [ -f "$out.sha256" ]; then log "rootfs $label cached: ${out##*/}"; return; fi
   mkdir -p "$ROOTFS" "$CACHE/logs"
   log "mmdebstrap $suite with $pkgs, then images/setup.sh (1 to 3 min; log: $CACHE/logs/mmdebstrap.log)"
-  quiet "$CACHE/logs/mmdebstrap.log" mmdebstrap "${MMDEBSTRAP_OPTS[@]}" --include="$pkgs" \
+  quiet "$CACHE/logs/mmdebstrap.log" mmdebstrap "${opts[@]}" --include="$pkgs" \
     --customize-hook="upload $REPO/images/setup.sh /tmp/kompi-setup.sh" \
     --customize-hook='chroot "$1" /bin/sh /tmp/kompi-setup.sh' --customize-hook='rm "$1/tmp/kompi-setup.sh"' \
     --format=tar "$suite" "$out.tmp"
@@ -245,11 +255,57 @@ cmd_build() {
   rm -rf "${src:?}/tree" "${src:?}/home"; log "build done: $(ls "$BIN" | tr '\n' ' ')"
 }
 
-cmd_image() { # NAME:TAG [debian-package...] [--add SRC:DEST...]: the (bookworm, Open MPI) runtime image's packages plus these
-  local adds rest rootfs
-  parse_adds "$@"; [ ${#rest[@]} -ge 1 ] || die "usage: $0 image NAME:TAG [debian-package...] [--add SRC:DEST...]"
-  build_rootfs rootfs "$(tr '/:' '__' <<<"${rest[0]}")" bookworm openmpi "${rest[@]:1}"
+# A user's own image, as a Dockerfile FROM debian:<suite> makes it: only the named packages (no kompi, none of
+# images/setup.sh) and, with --user, that account (useradd -m, as mpi-operator's base image makes mpiuser: uid 1000).
+build_user_rootfs() { # VAR SUITE USER PKG...: sets VAR to the rootfs tar, cached under a hash of everything that goes into it
+  local var=$1 suite=$2 user=$3 pkgs key out opts hooks=(); shift 3; suite_opts "$suite"
+  [ $# -ge 1 ] || die "a user's image needs its Debian packages (for example openmpi-bin openssh-server)"
+  pkgs=$(tr ' ' , <<<"$*")
+  key=$( { printf '%s\n' "$suite" "$pkgs" "$user" "${opts[@]}"; } | sha256sum | cut -c1-16)
+  out=$ROOTFS/user_${suite}-$key.tar
+  printf -v "$var" %s "$out"
+  if [ -f "$out.sha256" ]; then log "rootfs of the $suite user image cached: ${out##*/}"; return; fi
+  if [ -n "$user" ]; then hooks=(--customize-hook="chroot \"\$1\" useradd --create-home --shell /bin/bash $user"); fi
+  mkdir -p "$ROOTFS" "$CACHE/logs"
+  log "mmdebstrap $suite with $pkgs${user:+ and user $user} (2 to 8 min; log: $CACHE/logs/mmdebstrap.log)"
+  quiet "$CACHE/logs/mmdebstrap.log" mmdebstrap "${opts[@]}" --include="$pkgs" "${hooks[@]}" --format=tar "$suite" "$out.tmp"
+  mv "$out.tmp" "$out"; sha256sum "$out" | cut -d' ' -f1 >"$out.sha256"
+}
+parse_user_image() { # ARG...: --suite and --user into suite and user, anything else into the array rest
+  suite="" user="" rest=()
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --suite|--user) [ $# -ge 2 ] || die "$1 needs a value"; printf -v "${1#--}" %s "$2"; shift 2 ;;
+      *) rest+=("$1"); shift ;;
+    esac
+  done
+  [ -z "$suite" ] || [[ " $SUITES " == *" $suite "* ]] || die "--suite $suite: one of $SUITES"
+  [ -z "$user" ] || [ -n "$suite" ] || die "--user needs --suite (a user's own image)"
+  [[ -z "$user" || $user =~ ^[a-z_][a-z0-9_-]*$ ]] || die "--user $user: not a user name"
+}
+
+cmd_image() { # NAME:TAG [--suite S [--user NAME]] [debian-package...] [--add SRC:DEST...]: without --suite, the (bookworm,
+  # Open MPI) runtime image's packages plus these; with --suite, a user's own image of that suite (build_user_rootfs)
+  local adds rest rootfs suite user
+  parse_adds "$@"; parse_user_image "${rest[@]}"
+  [ ${#rest[@]} -ge 1 ] || die "usage: $0 image NAME:TAG [--suite S [--user NAME]] [debian-package...] [--add SRC:DEST...]"
+  if [ -n "$suite" ]; then
+    build_user_rootfs rootfs "$suite" "$user" "${rest[@]:1}"
+  else
+    build_rootfs rootfs "$(tr '/:' '__' <<<"${rest[0]}")" bookworm openmpi "${rest[@]:1}"
+  fi
   add_image "${rest[0]}" '{"Cmd": ["sleep", "infinity"]}' "$rootfs" "${adds[@]}"
+}
+
+cmd_rootfs() { # --suite S [--user NAME] debian-package...: prints the rootfs tar of that user's image (as image builds it)
+  local rest rootfs suite user
+  parse_user_image "$@"; [ -n "$suite" ] || die "usage: $0 rootfs --suite S [--user NAME] debian-package..."
+  build_user_rootfs rootfs "$suite" "$user" "${rest[@]}"; echo "$rootfs"
+}
+
+cmd_kompi_rootfs() { # prints the rootfs tar of kompi's (bookworm, Open MPI) runtime image, without kompi
+  local rootfs
+  build_rootfs rootfs "${KOMPI_IMAGE//\//_}_bookworm_openmpi" bookworm openmpi; echo "$rootfs"
 }
 
 cmd_kompi_image() { # [--suite S] [--mpi M] [--kompi PATH] [--add SRC:DEST...]: kompi/runtime:<workspace version><variant>,
@@ -259,15 +315,12 @@ cmd_kompi_image() { # [--suite S] [--mpi M] [--kompi PATH] [--add SRC:DEST...]: 
   while [ $# -gt 0 ]; do
     case $1 in
       --kompi) [ $# -ge 2 ] || die "--kompi needs a PATH"; kompi=$2; shift 2 ;;
-      *) die "usage: $0 kompi-image [--suite bookworm|trixie] [--mpi openmpi|mpich] [--kompi PATH] [--add SRC:DEST...]" ;;
+      *) die "usage: $0 kompi-image [--suite bullseye|bookworm|trixie] [--mpi openmpi|mpich] [--kompi PATH] [--add SRC:DEST...]" ;;
     esac
   done
-  if [ -z "$kompi" ]; then
-    kompi=${CARGO_TARGET_DIR:-$REPO/target}/release/kompi
-    if [ ! -x "$kompi" ]; then
-      log "no $kompi: cargo build --release -p kompi (log: $CACHE/logs/cargo.log)"
-      (cd "$REPO" && quiet "$CACHE/logs/cargo.log" cargo build --release -p kompi)
-    fi
+  if [ -z "$kompi" ]; then  # the static kompi, which the image injects into other images; a no-op build when it is fresh
+    log "scripts/static-kompi.sh (a release build when the sources changed; log: $CACHE/logs/cargo.log)"
+    mkdir -p "$CACHE/logs"; kompi=$("$REPO/scripts/static-kompi.sh" 2>>"$CACHE/logs/cargo.log") || die "scripts/static-kompi.sh failed (log: $CACHE/logs/cargo.log)"
   fi
   [ -x "$kompi" ] || die "$kompi is not an executable"
   log "kompi binary: $kompi ($("$kompi" --version))"
@@ -280,16 +333,16 @@ cmd_kompi_image() { # [--suite S] [--mpi M] [--kompi PATH] [--add SRC:DEST...]: 
 
 cmd_examples() { # [--suite S] [--mpi M]: examples/ compiled against that suite's MPI, in a throwaway chroot of it (the
   # host's mpicc is bookworm's Open MPI 4); prints the directory of the binaries, cached under a hash of the sources
-  local suite mpi rest dev key out srcs
-  parse_variant "$@"; [ ${#rest[@]} -eq 0 ] || die "usage: $0 examples [--suite bookworm|trixie] [--mpi openmpi|mpich]"
+  local suite mpi rest dev key out srcs opts
+  parse_variant "$@"; suite_opts "$suite"; [ ${#rest[@]} -eq 0 ] || die "usage: $0 examples [--suite bullseye|bookworm|trixie] [--mpi openmpi|mpich]"
   case $mpi in openmpi) dev=libopenmpi-dev ;; mpich) dev=libmpich-dev ;; esac
   srcs=("$REPO"/examples/*.c)
-  key=$( { printf '%s\n' "$suite" "$dev" "${MMDEBSTRAP_OPTS[@]}"; cat "$REPO/examples/Makefile" "${srcs[@]}"; } | sha256sum | cut -c1-16)
+  key=$( { printf '%s\n' "$suite" "$dev" "${opts[@]}"; cat "$REPO/examples/Makefile" "${srcs[@]}"; } | sha256sum | cut -c1-16)
   out=$CACHE/examples/$suite-$mpi-$key
   if [ -d "$out" ]; then log "examples for $suite/$mpi cached: $out"; echo "$out"; return; fi
   mkdir -p "$CACHE/examples" "$CACHE/logs"; rm -rf "$out.tmp"; mkdir "$out.tmp"
   log "mmdebstrap $suite with $dev, then make -C examples inside it (1 to 3 min; log: $CACHE/logs/examples.log)"
-  quiet "$CACHE/logs/examples.log" mmdebstrap "${MMDEBSTRAP_OPTS[@]}" --include="$dev,gcc,libc6-dev,make" \
+  quiet "$CACHE/logs/examples.log" mmdebstrap "${opts[@]}" --include="$dev,gcc,libc6-dev,make" \
     --customize-hook='mkdir "$1/tmp/examples"' --customize-hook="copy-in $REPO/examples/Makefile ${srcs[*]} /tmp/examples" \
     --customize-hook='chroot "$1" make -C /tmp/examples' --customize-hook="copy-out /tmp/examples/bin $out.tmp" \
     --format=null "$suite" /dev/null
@@ -769,6 +822,8 @@ cmd_down() {
 case ${1:-} in
   build) cmd_build ;;
   image) shift; cmd_image "$@" ;;
+  rootfs) shift; cmd_rootfs "$@" ;;
+  kompi-rootfs) cmd_kompi_rootfs ;;
   kompi-image) shift; cmd_kompi_image "$@" ;;
   examples) shift; cmd_examples "$@" ;;
   up) cmd_up ;;
@@ -777,5 +832,5 @@ case ${1:-} in
   status) cmd_status ;;
   down) cmd_down ;;
   _dns-sync) dns_sync ;;
-  *) sed -n '2,6s/^# \{0,1\}//p' "$SELF"; exit 2 ;;
+  *) sed -n '2,7s/^# \{0,1\}//p' "$SELF"; exit 2 ;;
 esac
