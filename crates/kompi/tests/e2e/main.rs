@@ -1,6 +1,7 @@
 //! End-to-end tests on the project's real single-node Kubernetes (testbed/): kube-openmpi's README
 //! flow with kompi, RBAC against the API server's authorizer, every `kompi` lifecycle command, Open MPI 5
-//! and MPICH from the Debian trixie images, and the MPIJob operator running in-cluster.
+//! and MPICH from the Debian trixie images, the MPIJob operator running in-cluster, and a user's bullseye
+//! image without kompi (injected).
 //!
 //! Needs root and a testbed that is up with the kompi image imported (what `.ci/run` arranges:
 //! `testbed/testbed.sh up`, `testbed/testbed.sh kompi-image --add examples/bin:/opt/kompi/examples` and the
@@ -14,11 +15,13 @@ mod kube_openmpi;
 mod lifecycle;
 mod operator;
 mod support;
+mod user_image;
 
 use flavours::*;
 use kube_openmpi::*;
 use lifecycle::*;
 use operator::*;
+use user_image::*;
 
 fn main() {
     harness::main(harness::tests![support::root => [
@@ -55,5 +58,7 @@ fn main() {
         workers_that_never_answer_fail_the_job_naming_them,
         an_open_mpi_5_mpijob_runs_its_ranks_on_the_workers,
         an_mpich_mpijob_runs_its_ranks_on_the_workers,
+        a_bullseye_user_image_without_kompi_runs_allreduce_across_three_workers,
+        a_bullseye_user_image_without_kompi_runs_a_one_shot_job,
     ]]);
 }
