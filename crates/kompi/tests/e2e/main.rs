@@ -60,5 +60,6 @@ fn main() {
         an_mpich_mpijob_runs_its_ranks_on_the_workers,
         a_bullseye_user_image_without_kompi_runs_allreduce_across_three_workers,
         a_bullseye_user_image_without_kompi_runs_a_one_shot_job,
+        a_bullseye_user_image_without_kompi_runs_an_mpijob_as_uid_1000,
     ]]);
 }

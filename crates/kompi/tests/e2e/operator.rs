@@ -18,7 +18,7 @@ const SA: &str = "system:serviceaccount:kompi-system:kompi-operator";
 
 /// Installs the operator once per build of kompi (so it runs the image imported with that build):
 /// the first test to get here installs it afresh; the others find it ready.
-fn operator(ns: &Namespace) {
+pub fn operator(ns: &Namespace) {
     let dir = kubeconfig().parent().unwrap().to_path_buf();
     let lock = File::create(dir.join("e2e-operator.lock")).unwrap();
     let _held = Flock::lock(lock, FlockArg::LockExclusive).map_err(|(_, e)| e).unwrap();
@@ -43,7 +43,7 @@ fn mpijob(name: &str, workers: u32, launcher_command: &str, extra_spec: &str) ->
 }
 
 /// [`mpijob`] with the launcher and the workers on `image`.
-fn mpijob_on(image: &str, name: &str, workers: u32, launcher_command: &str, extra_spec: &str) -> String {
+pub fn mpijob_on(image: &str, name: &str, workers: u32, launcher_command: &str, extra_spec: &str) -> String {
     format!(
         r#"apiVersion: kubeflow.org/v2beta1
 kind: MPIJob
@@ -76,7 +76,7 @@ spec:
     )
 }
 
-fn apply(ns: &Namespace, manifest: &str) {
+pub fn apply(ns: &Namespace, manifest: &str) {
     let out = ns.k_stdin(&["apply", "-f", "-"], manifest);
     assert!(out.status.success(), "kubectl apply: {}", err(&out));
 }
@@ -92,7 +92,7 @@ fn condition(job: &Value, type_: &str) -> Option<Value> {
     job["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == type_ && c["status"] == "True").cloned()
 }
 
-fn wait_condition(ns: &Namespace, name: &str, type_: &str, timeout: Duration) -> Value {
+pub fn wait_condition(ns: &Namespace, name: &str, type_: &str, timeout: Duration) -> Value {
     let mut found = None;
     ns.eventually(&format!("MPIJob {name} to be {type_}"), timeout, || {
         let job = job_json(ns, name);

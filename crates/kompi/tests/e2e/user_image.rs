@@ -4,6 +4,9 @@
 //! `testbed/testbed.sh image kompi-e2e/bullseye-user:1 --suite bullseye --user mpiuser openmpi-bin openssh-server
 //! --add "$(testbed/testbed.sh examples --suite bullseye)":/opt/examples`.
 
+use std::time::Duration;
+
+use crate::operator::{apply, mpijob_on, operator, wait_condition};
 use crate::support::{Namespace, err, hello_hosts, require_testbed, text};
 
 const IMAGE: (&str, &str) = ("kompi-e2e/bullseye-user", "1");
@@ -60,4 +63,19 @@ pub fn a_bullseye_user_image_without_kompi_runs_a_one_shot_job() {
     up(&ns, "job", &values(&ns, &one_shot));
     let log = text(&ns.k(&["logs", "job-master", "-c", "mpi-master"]));
     assert!(log.contains("allreduce: 4 ranks") && log.contains(": OK"), "{log}");
+}
+
+pub fn a_bullseye_user_image_without_kompi_runs_an_mpijob_as_uid_1000() {
+    require_testbed();
+    let ns = Namespace::new("user-mpijob");
+    operator(&ns);
+    // As mpi-operator's examples on its openmpi image: runAsUser on the containers, the key in mpiuser's home.
+    let image = format!("{}:{}", IMAGE.0, IMAGE.1);
+    let manifest = mpijob_on(&image, "ub", 3, &format!("mpirun -n 3 {ALLREDUCE} && id -un"), "  sshAuthMountPath: /home/mpiuser/.ssh\n")
+        .replace("            command: [\"/bin/sh\", \"-c\"]", "            securityContext: {runAsUser: 1000}\n            command: [\"/bin/sh\", \"-c\"]")
+        .replace("            command: [\"/usr/sbin/sshd\"]", "            securityContext: {runAsUser: 1000}\n            command: [\"/usr/sbin/sshd\"]");
+    apply(&ns, &manifest);
+    wait_condition(&ns, "ub", "Succeeded", Duration::from_secs(300));
+    let log = text(&ns.k(&["logs", "ub-launcher"]));
+    assert!(log.contains("allreduce: 3 ranks") && log.contains(": OK") && log.lines().any(|l| l.trim() == "mpiuser"), "{log}");
 }
