@@ -144,6 +144,10 @@ pub struct JobStatus {
     pub completion_time: Option<Time>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_reconcile_time: Option<Time>,
+    /// kompi's addition (mpi-operator's launcher Job keeps it in its own status): how many times the run
+    /// was started again after a failure, counted against `runPolicy.backoffLimit`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub restart_count: i32,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]

@@ -29,7 +29,7 @@ use kompi_spec::sshkey::GeneratedKey;
 use crate::api::{API_VERSION, KIND};
 use crate::contract::{
     CONFIG_MOUNT_PATH, DISCOVER_HOSTS_KEY, HOSTFILE_KEY, HOSTFILE_PATH, JOB_ROLE_ENV, KEY_DIR, LABEL_JOB_NAME, LABEL_JOB_ROLE,
-    LABEL_MANAGED_BY, LABEL_OPERATOR_NAME, LABEL_REPLICA_INDEX, MANAGED_BY, OPERATOR_NAME, ROLE_LAUNCHER, ROLE_WORKER,
+    LABEL_MANAGED_BY, LABEL_OPERATOR_NAME, LABEL_REPLICA_INDEX, MANAGED_BY, OPERATOR_NAME, RESTART_ANNOTATION, ROLE_LAUNCHER, ROLE_WORKER,
     SSH_PRIVATE_KEY, SSH_PUBLIC_KEY,
 };
 use crate::env::launcher_env;
@@ -176,9 +176,10 @@ pub fn worker_pod(job: &Job, index: u32, settings: &Settings) -> Option<Pod> {
 /// controller's own retry and backoff rules competing with `runPolicy`, a status to translate), and give
 /// the pod a random suffix, while `runLauncherAsWorker` needs a stable host name. A Pod with
 /// `restartPolicy: Never` leaves every decision, and the status, to this operator alone.
-pub fn launcher_pod(job: &Job, settings: &Settings) -> Pod {
+pub fn launcher_pod(job: &Job, settings: &Settings, restart_count: u32) -> Pod {
     let replica = &job.launcher;
     let mut pod = base_pod(job, replica, &job.names.launcher(), ROLE_LAUNCHER);
+    pod.metadata.annotations.get_or_insert_with(BTreeMap::new).insert(RESTART_ANNOTATION.into(), restart_count.to_string());
     let spec = pod.spec.as_mut().expect("base_pod sets a spec");
     spec.restart_policy = Some("Never".into());
     spec.volumes.get_or_insert_with(Vec::new).push(Volume {
@@ -396,7 +397,7 @@ spec:
     #[test]
     fn the_launcher_runs_its_command_under_kompis_gate() {
         let job = job_from_yaml(JOB);
-        let pod = launcher_pod(&job, &settings());
+        let pod = launcher_pod(&job, &settings(), 0);
         assert_eq!(pod.metadata.name.as_deref(), Some("pi-launcher"));
         let spec = pod.spec.unwrap();
         assert_eq!(spec.restart_policy.as_deref(), Some("Never"));
@@ -418,7 +419,7 @@ spec:
     #[test]
     fn a_launcher_that_is_also_a_worker_serves_ssh_and_is_in_the_hostfile() {
         let job = job_from_yaml(&JOB.replace("slotsPerWorker: 2", "slotsPerWorker: 2\n  runLauncherAsWorker: true"));
-        let args = launcher_pod(&job, &settings()).spec.unwrap().containers[0].args.clone().unwrap();
+        let args = launcher_pod(&job, &settings(), 0).spec.unwrap().containers[0].args.clone().unwrap();
         assert!(args.contains(&"--one-shot-workers=3".to_string()) && !args.contains(&"--no-sshd".to_string()), "{args:?}");
         let data = config_map(&job, &[1]).data.unwrap();
         assert_eq!(data["hostfile"], "pi-launcher.pi.hpc.svc slots=2\npi-worker-0.pi.hpc.svc slots=2\npi-worker-1.pi.hpc.svc slots=2\n");
@@ -451,6 +452,6 @@ spec:
         let owner = owner_reference(&job);
         assert_eq!((owner.kind.as_str(), owner.uid.as_str(), owner.controller), ("MPIJob", "u-1", Some(true)));
         assert_eq!(service(&job).metadata.owner_references, Some(vec![owner.clone()]));
-        assert_eq!(launcher_pod(&job, &settings()).metadata.owner_references, Some(vec![owner]));
+        assert_eq!(launcher_pod(&job, &settings(), 0).metadata.owner_references, Some(vec![owner]));
     }
 }

@@ -34,3 +34,7 @@ pub const WORKERS_TIMEOUT_ANNOTATION: &str = "kompi.io/workers-timeout-seconds";
 
 /// `K_MPI_JOB_ROLE`, set by mpi-operator in both roles' first container.
 pub const JOB_ROLE_ENV: &str = "K_MPI_JOB_ROLE";
+
+/// On the launcher pod: the job's `status.restartCount` when it was made, so that a failure of an
+/// earlier run's launcher (still being deleted) is never counted against `backoffLimit` again.
+pub const RESTART_ANNOTATION: &str = "kompi.io/restart-count";

@@ -91,6 +91,14 @@ pub struct Replica {
 pub struct RunPolicy {
     pub clean_pod_policy: CleanPodPolicy,
     pub suspend: bool,
+    /// How many times a failed run is started again before the job fails `BackoffLimitExceeded`.
+    /// Absent: the first failure is final and the job fails with that failure's own reason.
+    pub backoff_limit: Option<u32>,
+    /// How long the job may run, counted from `startTime` (which a resume resets, so suspended time is
+    /// not counted), before every pod is stopped and the job fails `DeadlineExceeded`.
+    pub active_deadline_seconds: Option<u64>,
+    /// How long a finished job (and everything it made) is kept before the operator deletes it.
+    pub ttl_seconds_after_finished: Option<u64>,
     /// Set fields that this version accepts but does not enforce yet (named in a warning event).
     pub not_enforced: Vec<&'static str>,
 }
@@ -115,6 +123,12 @@ pub struct Job {
 }
 
 impl Job {
+    /// Whether a failed or lost worker starts the run again (within `backoffLimit`) rather than failing
+    /// the job: its restart policy is `OnFailure`.
+    pub fn restarts_on_worker_failure(&self) -> bool {
+        self.worker.as_ref().is_some_and(|w| w.restart_policy == RestartPolicy::OnFailure)
+    }
+
     /// The hosts of the hostfile, in order: the launcher first when it is also a worker.
     pub fn hosts(&self) -> Vec<String> {
         let launcher = self.run_launcher_as_worker.then(|| self.names.host(&self.names.launcher()));

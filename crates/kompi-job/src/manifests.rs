@@ -92,7 +92,8 @@ pub fn cluster_role() -> ClusterRole {
 
 /// (API group, resources, verbs).
 pub const RULES: &[(&str, &[&str], &[&str])] = &[
-    ("kubeflow.org", &["mpijobs"], &["get", "list", "watch"]),
+    // delete: only a finished job whose ttlSecondsAfterFinished ran out (Kubernetes 1.20 has no TTL controller).
+    ("kubeflow.org", &["mpijobs"], &["get", "list", "watch", "delete"]),
     ("kubeflow.org", &["mpijobs/status"], &["patch"]),
     // Owner references with blockOwnerDeletion need this where OwnerReferencesPermissionEnforcement is on.
     ("kubeflow.org", &["mpijobs/finalizers"], &["update"]),
@@ -219,7 +220,7 @@ mod tests {
                 .collect()
         };
         assert_eq!(verbs_of("secrets"), ["create"]);
-        assert_eq!(verbs_of("mpijobs"), ["get", "list", "watch"]);
+        assert_eq!(verbs_of("mpijobs"), ["get", "list", "watch", "delete"]);
         assert_eq!(verbs_of("mpijobs/status"), ["patch"]);
         assert!(rules.iter().all(|r| !r["verbs"].as_array().unwrap().iter().any(|v| v == "*")));
     }

@@ -1,6 +1,7 @@
 //! One reconcile of one job, decided without a client: from the job, its current status and the pods
-//! observed, what the operator must apply, create and delete, the status to write and the events to
-//! record. The operator only carries this out.
+//! observed, what the operator must apply, create and delete, the status to write, the events to
+//! record, and when to look again (a deadline or a TTL, which no watch event announces). The operator
+//! only carries this out.
 
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -9,7 +10,7 @@ use kompi_render::hostfile::is_serving;
 use crate::api::JobStatus;
 use crate::build::{Settings, config_map, launcher_pod, service, worker_pod};
 use crate::job::{CleanPodPolicy, Job, LauncherCreation};
-use crate::status::{self, Observed, Transition, is_finished, phase, run_started};
+use crate::status::{self, Observed, Transition, deadline, expiry, is_finished, phase, reason, restart_count, run_started};
 
 #[derive(Clone, Debug, Default)]
 pub struct Plan {
@@ -24,43 +25,70 @@ pub struct Plan {
     pub create: Vec<Pod>,
     /// Names of pods to delete.
     pub delete: Vec<String>,
+    /// Delete the MPIJob itself (and, through owner references, all it made): its
+    /// `ttlSecondsAfterFinished` ran out.
+    pub delete_job: bool,
+    /// Reconcile again after this many seconds even if nothing changes: the time left to the active
+    /// deadline or to the TTL's end.
+    pub requeue_after: Option<u64>,
 }
 
 pub fn plan(job: &Job, current: &JobStatus, pods: &[&Pod], settings: &Settings, now: &Time) -> Plan {
-    let observed = Observed::sort(&job.names, pods.iter().copied());
-    let (status, events) = status::next(job, current, &observed, now);
+    let (status, events) = status::next(job, current, &Observed::sort(&job.names, pods.iter().copied()), now);
     let mut plan = Plan { status, events, ..Default::default() };
+    // Sorted again under the new status: a restart decided just now makes the failed run's pods leave.
+    let observed = Observed::sort(&job.names, pods.iter().copied()).without_leaving(&plan.status);
     let live = |pod: &&Pod| pod.metadata.deletion_timestamp.is_none();
     let name_of = |pod: &Pod| pod.metadata.name.clone().unwrap_or_default();
-    let all = || observed.launcher.into_iter().chain(observed.workers.values().copied()).chain(observed.others.iter().copied());
+    let all = || observed.launcher.into_iter().chain(observed.workers.values().copied()).chain(observed.others.iter().copied()).chain(observed.leaving.iter().copied());
+    let seconds_until = |at: i64| u64::try_from(at.saturating_sub(now.0.as_second())).unwrap_or(0);
 
     if is_finished(&plan.status) {
-        let doomed = |pod: &Pod| match job.run_policy.clean_pod_policy {
-            CleanPodPolicy::None => false,
-            CleanPodPolicy::All => true,
-            CleanPodPolicy::Running => matches!(phase(pod), "Running" | "Pending"),
+        let stopped = plan.status.condition(status::FAILED).is_some_and(|c| c.reason.as_deref() == Some(reason::DEADLINE_EXCEEDED));
+        let doomed = |pod: &Pod| {
+            let running = matches!(phase(pod), "Running" | "Pending");
+            match job.run_policy.clean_pod_policy {
+                CleanPodPolicy::All => true,
+                CleanPodPolicy::Running => running,
+                CleanPodPolicy::None => stopped && running,
+            }
         };
         plan.delete = all().filter(live).filter(|p| doomed(p)).map(name_of).collect();
+        // Kubernetes 1.20 has no TTL controller for anything but batch Jobs (and that one only as an
+        // alpha feature): the operator expires finished MPIJobs itself.
+        if let Some(at) = expiry(job, &plan.status) {
+            match seconds_until(at) {
+                0 => plan.delete_job = true,
+                left => plan.requeue_after = Some(left),
+            }
+        }
         return plan;
     }
     if job.run_policy.suspend {
         plan.delete = all().filter(live).map(name_of).collect();
         return plan;
     }
+    plan.requeue_after = deadline(job, &plan.status).map(|at| seconds_until(at).max(1));
 
     let running: Vec<u32> = observed.workers.iter().filter(|(_, p)| phase(p) == "Running").map(|(i, _)| *i).collect();
     plan.service = Some(service(job));
     plan.config_map = Some(config_map(job, &running));
     plan.needs_secret = true;
-    plan.delete = observed.workers.iter().filter(|(i, _)| **i >= job.workers).map(|(_, p)| *p).filter(live).map(name_of).collect();
+    let extra = observed.workers.iter().filter(|(i, _)| **i >= job.workers).map(|(_, p)| *p);
+    plan.delete = extra.chain(observed.leaving.iter().copied()).filter(live).map(name_of).collect();
     if run_started(&plan.status, &observed) {
+        return plan;
+    }
+    // A name still held by the earlier run's pod is free again once that pod is gone; the new run begins
+    // only when none is left, so that no pod of it is mistaken for the old run's.
+    if !observed.leaving.is_empty() {
         return plan;
     }
     let missing = (0..job.workers).filter(|i| !observed.workers.contains_key(i));
     plan.create = missing.filter_map(|i| worker_pod(job, i, settings)).collect();
     let all_ready = (0..job.workers).all(|i| observed.workers.get(&i).is_some_and(|p| is_serving(p)));
     if job.launcher_creation == LauncherCreation::AtStartup || all_ready {
-        plan.create.push(launcher_pod(job, settings));
+        plan.create.push(launcher_pod(job, settings, restart_count(&plan.status)));
     }
     plan
 }

@@ -12,6 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kompi_render::hostfile::is_serving;
 
 use crate::api::{JobCondition, JobStatus, LAUNCHER, ReplicaStatus, WORKER};
+use crate::contract::RESTART_ANNOTATION;
 use crate::job::{Job, JobNames};
 use crate::validate::Invalid;
 
@@ -38,6 +39,10 @@ pub mod reason {
     pub const WORKER_DELETED: &str = "WorkerDeleted";
     pub const NOT_ENFORCED: &str = "NotEnforced";
     pub const RESOURCE_EXISTS: &str = "ErrResourceExists";
+    /// The run failed once more than `runPolicy.backoffLimit` allows (the batch Job's reason).
+    pub const BACKOFF_LIMIT_EXCEEDED: &str = "BackoffLimitExceeded";
+    /// The run outlived `runPolicy.activeDeadlineSeconds` (the batch Job's reason).
+    pub const DEADLINE_EXCEEDED: &str = "DeadlineExceeded";
 }
 
 /// `kompi init`'s exit status when the workers never all answered (the command never ran); its
@@ -59,6 +64,9 @@ pub struct Observed<'a> {
     pub workers: BTreeMap<u32, &'a Pod>,
     /// Pods with the job's labels that are neither (a worker index past `replicas`, say).
     pub others: Vec<&'a Pod>,
+    /// Pods of an earlier run, set apart by [`Observed::without_leaving`]: deleted and waited for, never
+    /// counted as this run's failures.
+    pub leaving: Vec<&'a Pod>,
 }
 
 impl<'a> Observed<'a> {
@@ -77,6 +85,58 @@ impl<'a> Observed<'a> {
         }
         observed
     }
+
+    /// Sets apart the pods of an earlier run: a launcher made before the last restart; and, while the run
+    /// starts afresh (restarting or resumed), a launcher being deleted and, until the new launcher exists,
+    /// workers being deleted or failed. They are the old run's end, not the new run's failures.
+    pub fn without_leaving(mut self, status: &JobStatus) -> Observed<'a> {
+        let afresh = starting_afresh(status);
+        let deleting = |pod: &Pod| pod.metadata.deletion_timestamp.is_some();
+        if let Some(launcher) = self.launcher
+            && (launcher_restart_count(launcher) < restart_count(status) || (afresh && deleting(launcher)))
+        {
+            self.leaving.push(launcher);
+            self.launcher = None;
+        }
+        if afresh && self.launcher.is_none() {
+            let old: Vec<u32> = self.workers.iter().filter(|(_, p)| deleting(p) || phase(p) == "Failed").map(|(i, _)| *i).collect();
+            for index in old {
+                self.leaving.extend(self.workers.remove(&index));
+            }
+        }
+        self
+    }
+}
+
+/// `status.restartCount`, the number of the current run's restarts.
+pub fn restart_count(status: &JobStatus) -> u32 {
+    u32::try_from(status.restart_count).unwrap_or(0)
+}
+
+/// The `status.restartCount` a launcher pod was made under.
+pub fn launcher_restart_count(pod: &Pod) -> u32 {
+    pod.metadata.annotations.as_ref().and_then(|a| a.get(RESTART_ANNOTATION)).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// Whether the run is being started again (after a restart or a resume) and is not running yet.
+pub fn starting_afresh(status: &JobStatus) -> bool {
+    !status.is(RUNNING) && (status.is(RESTARTING) || status.condition(SUSPENDED).is_some_and(|c| c.status == "False"))
+}
+
+/// When the running job passes `activeDeadlineSeconds`, as a Unix time in seconds: counted from
+/// `startTime`, which a resume resets (so suspended time never counts, as for mpi-operator and Kueue).
+pub fn deadline(job: &Job, status: &JobStatus) -> Option<i64> {
+    let limit = i64::try_from(job.run_policy.active_deadline_seconds?).ok()?;
+    Some(status.start_time.as_ref()?.0.as_second().saturating_add(limit))
+}
+
+/// When a finished job is to be deleted under `ttlSecondsAfterFinished`, as a Unix time in seconds.
+pub fn expiry(job: &Job, status: &JobStatus) -> Option<i64> {
+    let ttl = i64::try_from(job.run_policy.ttl_seconds_after_finished?).ok()?;
+    if !is_finished(status) {
+        return None;
+    }
+    Some(status.completion_time.as_ref()?.0.as_second().saturating_add(ttl))
 }
 
 /// Whether the job reached `Succeeded` or `Failed`.
@@ -109,7 +169,8 @@ pub fn failed(current: &JobStatus, why: &str, message: &str, now: &Time) -> (Job
     (status, events)
 }
 
-/// The next status of a valid job, and the events for what changed.
+/// The next status of a valid job, and the events for what changed. `observed` holds every pod of the
+/// job (the earlier run's are set apart here).
 pub fn next(job: &Job, current: &JobStatus, observed: &Observed, now: &Time) -> (JobStatus, Vec<Transition>) {
     let mut status = current.clone();
     let mut events = Vec::new();
@@ -139,10 +200,38 @@ pub fn next(job: &Job, current: &JobStatus, observed: &Observed, now: &Time) -> 
         status.start_time = Some(now.clone());
     }
     status.start_time.get_or_insert_with(|| now.clone());
+    // Judged without the earlier run's pods, under the status as it now is (a resume just now included).
+    let observed = &observed.clone().without_leaving(&status);
 
-    if let Some((why, message)) = failure(job, &status, observed) {
-        set(&mut status, FAILED, true, why, &truncate(&message), now, &mut events);
+    if let Some(limit) = job.run_policy.active_deadline_seconds
+        && deadline(job, &status).is_some_and(|d| now.0.as_second() >= d)
+    {
+        let message = format!("MPIJob {id} was active longer than its activeDeadlineSeconds ({limit} s): every pod is stopped");
+        set(&mut status, FAILED, true, reason::DEADLINE_EXCEEDED, &message, now, &mut events);
         status.completion_time = Some(now.clone());
+        return (status, events);
+    }
+    if let Some((why, message)) = failure(job, &status, observed) {
+        let restarts = restart_count(&status);
+        let launchers = matches!(why, reason::LAUNCHER_FAILED | reason::LAUNCHER_DELETED | reason::WORKERS_UNREACHABLE);
+        let restartable = launchers || job.restarts_on_worker_failure();
+        match job.run_policy.backoff_limit {
+            Some(limit) if restartable && restarts < limit => {
+                let attempt = restarts + 1;
+                status.restart_count = attempt as i32;
+                let message = format!("restart {attempt} of {limit} (backoffLimit) after: {message}");
+                set(&mut status, RESTARTING, true, why, &truncate(&message), now, &mut events);
+            }
+            Some(limit) if restartable => {
+                let message = format!("backoffLimit {limit} reached ({restarts} restarts); the last failure: {message}");
+                set(&mut status, FAILED, true, reason::BACKOFF_LIMIT_EXCEEDED, &truncate(&message), now, &mut events);
+                status.completion_time = Some(now.clone());
+            }
+            _ => {
+                set(&mut status, FAILED, true, why, &truncate(&message), now, &mut events);
+                status.completion_time = Some(now.clone());
+            }
+        }
         return (status, events);
     }
     if observed.launcher.is_some_and(|p| phase(p) == "Succeeded") {
@@ -292,8 +381,9 @@ fn replica_statuses(job: &Job, current: &JobStatus, observed: &Observed) -> BTre
     let mut out = BTreeMap::new();
     let launcher = match observed.launcher {
         Some(pod) => Some(count(&mut std::iter::once(pod))),
-        // Removed by the clean-pod policy: what it was is still the truth.
-        None => current.replica_statuses.get(LAUNCHER).cloned(),
+        // Removed (by the clean-pod policy, a suspension, a restart): what it ended as is still the truth,
+        // but it is no longer active (Kueue waits for no replica to be active before it lets a job go).
+        None => current.replica_statuses.get(LAUNCHER).map(|s| ReplicaStatus { active: 0, ready: 0, ..s.clone() }),
     };
     if let Some(launcher) = launcher {
         out.insert(LAUNCHER.to_string(), launcher);
@@ -304,14 +394,15 @@ fn replica_statuses(job: &Job, current: &JobStatus, observed: &Observed) -> BTre
     out
 }
 
-/// Sets a condition as mpi-operator does: nothing changes when type, status and reason are the same;
+/// Sets a condition as mpi-operator does: nothing changes when type, status, reason and message are the same;
 /// the transition time stays when only the reason changes; the condition moves to the end; Running and
 /// Restarting replace each other; a finished job is no longer Running. Records an event when the
 /// condition turned true (or the job resumed).
 fn set(status: &mut JobStatus, type_: &str, value: bool, why: &str, message: &str, now: &Time, events: &mut Vec<Transition>) {
     let value_text = if value { "True" } else { "False" };
     let existing = status.condition(type_).cloned();
-    if existing.as_ref().is_some_and(|c| c.status == value_text && c.reason.as_deref() == Some(why)) {
+    let same = |c: &JobCondition| c.status == value_text && c.reason.as_deref() == Some(why) && c.message.as_deref() == Some(message);
+    if existing.as_ref().is_some_and(same) {
         return;
     }
     let transition_time = match &existing {
@@ -340,7 +431,7 @@ fn set(status: &mut JobStatus, type_: &str, value: bool, why: &str, message: &st
     });
     status.conditions = kept;
     if value || why == reason::RESUMED {
-        events.push(Transition { warning: type_ == FAILED, reason: why.into(), message: message.into() });
+        events.push(Transition { warning: type_ == FAILED || type_ == RESTARTING, reason: why.into(), message: message.into() });
     }
 }
 

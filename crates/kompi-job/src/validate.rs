@@ -236,17 +236,18 @@ fn validate_run_policy(job: &MPIJob, errors: &mut Vec<FieldError>) -> Option<Run
         }
     }
     let mut not_enforced = Vec::new();
-    for (field, set) in [
-        ("runPolicy.ttlSecondsAfterFinished", policy.ttl_seconds_after_finished.is_some()),
-        ("runPolicy.activeDeadlineSeconds", policy.active_deadline_seconds.is_some()),
-        ("runPolicy.backoffLimit", policy.backoff_limit.is_some()),
-        ("runPolicy.schedulingPolicy", policy.scheduling_policy.is_some()),
-    ] {
-        if set {
-            not_enforced.push(field);
-        }
+    if policy.scheduling_policy.is_some() {
+        not_enforced.push("runPolicy.schedulingPolicy");
     }
-    Some(RunPolicy { clean_pod_policy: clean_pod_policy?, suspend: policy.suspend.unwrap_or(false), not_enforced })
+    let non_negative = |v: Option<i64>| v.and_then(|v| u64::try_from(v).ok());
+    Some(RunPolicy {
+        clean_pod_policy: clean_pod_policy?,
+        suspend: policy.suspend.unwrap_or(false),
+        backoff_limit: non_negative(policy.backoff_limit.map(i64::from)).map(|v| v as u32),
+        active_deadline_seconds: non_negative(policy.active_deadline_seconds),
+        ttl_seconds_after_finished: non_negative(policy.ttl_seconds_after_finished.map(i64::from)),
+        not_enforced,
+    })
 }
 
 fn workers_timeout(job: &MPIJob, errors: &mut Vec<FieldError>) -> Option<u32> {

@@ -246,3 +246,162 @@ fn an_invalid_job_fails_once_with_every_problem() {
     assert_eq!(again, s);
     assert!(events.is_empty());
 }
+
+fn restarts_at(mut pod: Pod, restart_count: u32) -> Pod {
+    pod.metadata.annotations = Some([("kompi.io/restart-count".to_string(), restart_count.to_string())].into());
+    pod
+}
+
+fn with_policy(run_policy: &str) -> Job {
+    job(&JOB.replace("runPolicy: {cleanPodPolicy: Running}", &format!("runPolicy: {{{run_policy}}}")))
+}
+
+#[test]
+fn a_failed_launcher_restarts_the_run_up_to_the_backoff_limit() {
+    let j = with_policy("cleanPodPolicy: Running, backoffLimit: 2");
+    let running = run(&j, &JobStatus::default(), &with(workers("Running", true), pod("pi-launcher", "Running", false)), 0).status;
+    let failed_launcher = |n| restarts_at(ended(pod("pi-launcher", "Failed", false), 3, "Error", "3"), n);
+
+    let p = run(&j, &running, &with(workers("Running", true), failed_launcher(0)), 5);
+    let restarting = p.status.condition(status::RESTARTING).unwrap();
+    assert_eq!(restarting.reason.as_deref(), Some(reason::LAUNCHER_FAILED));
+    assert_eq!(restarting.message.as_deref(), Some("restart 1 of 2 (backoffLimit) after: launcher pi-launcher on node node1 exited with code 3"));
+    assert!(!p.status.is(RUNNING) && !p.status.is(FAILED) && p.status.restart_count == 1);
+    assert!(p.events.iter().any(|e| e.warning && e.reason == reason::LAUNCHER_FAILED && e.message.starts_with("restart 1 of 2")));
+    assert_eq!(p.delete, ["pi-launcher"], "the failed launcher goes; the workers stay");
+    assert!(p.create.is_empty(), "the new launcher waits for the name");
+
+    // The failed launcher seen again (deleting, or not yet): it is the earlier run's, never counted twice.
+    for stale in [failed_launcher(0), deleting(failed_launcher(0))] {
+        let again = run(&j, &p.status, &with(workers("Running", true), stale), 6);
+        assert_eq!(again.status.restart_count, 1);
+        assert!(again.events.is_empty() && again.create.is_empty(), "{:?}", again.events);
+    }
+    let p = run(&j, &p.status, &workers("Running", true), 7);
+    assert_eq!(names(&p.create), ["pi-launcher"], "the healthy workers are kept");
+    assert_eq!(p.create[0].metadata.annotations.as_ref().unwrap()["kompi.io/restart-count"], "1");
+    let p = run(&j, &p.status, &with(workers("Running", true), restarts_at(pod("pi-launcher", "Running", false), 1)), 8);
+    assert!(p.status.is(RUNNING) && p.status.condition(status::RESTARTING).is_none(), "Running replaces Restarting");
+
+    let p = run(&j, &p.status, &with(workers("Running", true), failed_launcher(1)), 9);
+    assert_eq!(p.status.restart_count, 2);
+    assert!(p.status.condition(status::RESTARTING).unwrap().message.as_deref().unwrap().starts_with("restart 2 of 2"));
+    let p = run(&j, &p.status, &with(workers("Running", true), failed_launcher(2)), 20);
+    let failed = p.status.condition(FAILED).unwrap();
+    assert_eq!(failed.reason.as_deref(), Some(reason::BACKOFF_LIMIT_EXCEEDED));
+    assert_eq!(failed.message.as_deref(), Some("backoffLimit 2 reached (2 restarts); the last failure: launcher pi-launcher on node node1 exited with code 3"));
+    assert_eq!(p.status.completion_time, Some(at(20)));
+}
+
+#[test]
+fn without_a_backoff_limit_the_first_failure_is_final() {
+    let p = run(&job(JOB), &JobStatus::default(), &with(workers("Running", true), ended(pod("pi-launcher", "Failed", false), 3, "Error", "3")), 0);
+    assert_eq!(p.status.condition(FAILED).unwrap().reason.as_deref(), Some(reason::LAUNCHER_FAILED));
+    let p = run(&with_policy("backoffLimit: 0"), &JobStatus::default(), &with(workers("Running", true), ended(pod("pi-launcher", "Failed", false), 3, "Error", "3")), 0);
+    assert_eq!(p.status.condition(FAILED).unwrap().reason.as_deref(), Some(reason::BACKOFF_LIMIT_EXCEEDED));
+}
+
+#[test]
+fn a_lost_worker_restarts_the_run_only_when_its_restart_policy_is_on_failure() {
+    let all = with(workers("Running", true), pod("pi-launcher", "Running", false));
+    let mut lost = all.clone();
+    lost[1] = deleting(lost[1].clone());
+
+    let never = with_policy("backoffLimit: 3");
+    let running = run(&never, &JobStatus::default(), &all, 0).status;
+    let failed = run(&never, &running, &lost, 5).status.condition(FAILED).cloned().unwrap();
+    assert_eq!(failed.reason.as_deref(), Some(reason::WORKER_DELETED), "restartPolicy Never: the job fails");
+
+    let on_failure = job(&JOB.replace("runPolicy: {cleanPodPolicy: Running}", "runPolicy: {backoffLimit: 3}").replace("      replicas: 3\n", "      replicas: 3\n      restartPolicy: OnFailure\n"));
+    let running = run(&on_failure, &JobStatus::default(), &all, 0).status;
+    let p = run(&on_failure, &running, &lost, 5);
+    assert!(!p.status.is(FAILED));
+    assert_eq!(p.status.condition(status::RESTARTING).unwrap().reason.as_deref(), Some(reason::WORKER_DELETED));
+    assert_eq!(p.delete, ["pi-launcher"], "the running launcher goes; the deleted worker is already going");
+    // Until the old run's pods are gone nothing is made; then the worker and a launcher are.
+    let mut leaving = lost.clone();
+    leaving[3] = deleting(leaving[3].clone());
+    let p = run(&on_failure, &p.status, &leaving, 6);
+    assert!(p.create.is_empty() && !p.status.is(FAILED) && p.status.restart_count == 1);
+    let rest: Vec<Pod> = vec![all[0].clone(), all[2].clone()];
+    let p = run(&on_failure, &p.status, &rest, 7);
+    assert_eq!(names(&p.create), ["pi-worker-1", "pi-launcher"]);
+}
+
+#[test]
+fn past_the_active_deadline_every_running_pod_is_stopped() {
+    let j = with_policy("cleanPodPolicy: None, activeDeadlineSeconds: 60");
+    let mut all = with(workers("Running", true), pod("pi-launcher", "Running", false));
+    let p = run(&j, &JobStatus::default(), &all, 0);
+    assert_eq!(p.requeue_after, Some(60), "the controller looks again when the deadline falls due");
+    let p = run(&j, &p.status, &all, 45);
+    assert_eq!(p.requeue_after, Some(15));
+    all[0] = ended(pod("pi-worker-0", "Succeeded", false), 0, "Completed", "");
+    let p = run(&j, &p.status, &all, 60);
+    let failed = p.status.condition(FAILED).unwrap();
+    assert_eq!(failed.reason.as_deref(), Some(reason::DEADLINE_EXCEEDED));
+    assert_eq!(failed.message.as_deref(), Some("MPIJob hpc/pi was active longer than its activeDeadlineSeconds (60 s): every pod is stopped"));
+    assert_eq!(p.delete, ["pi-launcher", "pi-worker-1", "pi-worker-2"], "stopped even under cleanPodPolicy None");
+    assert_eq!(p.requeue_after, None);
+}
+
+#[test]
+fn suspended_time_does_not_count_toward_the_deadline() {
+    let j = with_policy("activeDeadlineSeconds: 60");
+    let started = run(&j, &JobStatus::default(), &[], 0).status;
+    let suspended = run(&with_policy("activeDeadlineSeconds: 60, suspend: true"), &started, &[], 10).status;
+    let p = run(&j, &suspended, &[], 500);
+    assert!(!p.status.is(FAILED), "{:?}", p.status.conditions);
+    assert_eq!((p.status.start_time, p.requeue_after), (Some(at(500)), Some(60)));
+}
+
+#[test]
+fn a_finished_job_is_deleted_once_its_ttl_ran_out() {
+    let j = with_policy("ttlSecondsAfterFinished: 30");
+    let done = run(&j, &JobStatus::default(), &with(workers("Running", true), ended(pod("pi-launcher", "Succeeded", false), 0, "Completed", "")), 100);
+    assert!(done.status.is(SUCCEEDED) && !done.delete_job);
+    assert_eq!(done.requeue_after, Some(30));
+    let later = run(&j, &done.status, &[], 129);
+    assert_eq!((later.delete_job, later.requeue_after), (false, Some(1)));
+    let expired = run(&j, &done.status, &[], 130);
+    assert!(expired.delete_job);
+    assert!(!run(&job(JOB), &done.status, &[], 10_000).delete_job, "no TTL, kept for ever");
+}
+
+#[test]
+fn clean_pod_policy_applies_to_launcher_and_workers_alike() {
+    let ended_pods = || {
+        let mut pods = workers("Running", true);
+        pods[0] = ended(pod("pi-worker-0", "Failed", false), 1, "Error", "");
+        with(pods, ended(pod("pi-launcher", "Failed", false), 3, "Error", "3"))
+    };
+    let deleted = |policy: &str| {
+        let j = with_policy(&format!("cleanPodPolicy: {policy}"));
+        let done = run(&j, &JobStatus::default(), &ended_pods(), 0).status;
+        run(&j, &done, &ended_pods(), 1).delete
+    };
+    assert_eq!(deleted("All"), ["pi-launcher", "pi-worker-0", "pi-worker-1", "pi-worker-2"]);
+    assert_eq!(deleted("Running"), ["pi-worker-1", "pi-worker-2"]);
+    assert!(deleted("None").is_empty());
+}
+
+#[test]
+fn suspended_mid_run_its_pods_go_and_on_resume_the_old_ones_are_waited_for() {
+    let j = job(JOB);
+    let suspended_job = with_policy("cleanPodPolicy: Running, suspend: true");
+    let all = with(workers("Running", true), pod("pi-launcher", "Running", false));
+    let running = run(&j, &JobStatus::default(), &all, 0).status;
+    let p = run(&suspended_job, &running, &all, 10);
+    assert!(p.status.is(SUSPENDED) && !p.status.is(RUNNING) && !p.status.is(FAILED));
+    assert_eq!(p.delete, ["pi-launcher", "pi-worker-0", "pi-worker-1", "pi-worker-2"]);
+    assert_eq!(p.status.start_time, Some(at(0)), "kept while suspended, as mpi-operator does");
+    let gone = run(&suspended_job, &p.status, &[], 20).status;
+    assert!(gone.replica_statuses.values().all(|r| r.active == 0), "Kueue waits for no active replica: {:?}", gone.replica_statuses);
+    // Resumed while the old pods are still terminating: no failure, nothing made yet.
+    let terminating: Vec<Pod> = all.iter().cloned().map(deleting).collect();
+    let p = run(&j, &p.status, &terminating, 30);
+    assert!(!p.status.is(FAILED) && !p.status.is(SUSPENDED) && p.create.is_empty(), "{:?}", p.status.conditions);
+    assert_eq!(p.status.start_time, Some(at(30)));
+    let p = run(&j, &p.status, &[], 31);
+    assert_eq!(p.create.len(), 4);
+}

@@ -23,7 +23,7 @@ use kompi_job::managed::{Claim, is_ours};
 use kompi_job::status::{self, Transition};
 use kompi_job::{Job, JobStatus, MPIJob, plan, validate};
 use kompi_spec::sshkey::{KeyType, generate};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions, PropagationPolicy};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -206,7 +206,12 @@ async fn carry_out(job: &MPIJob, valid: &Job, ctx: &Context, current: JobStatus,
     match outcome {
         Ok(()) => {
             finish(job, ctx, &current, plan.status, plan.events).await?;
-            Ok(Action::await_change())
+            if plan.delete_job {
+                delete_expired(job, ctx).await?;
+                return Ok(Action::await_change());
+            }
+            // A deadline or a TTL: no watch event announces it, so look again when it falls due.
+            Ok(plan.requeue_after.map_or_else(Action::await_change, |seconds| Action::requeue(Duration::from_secs(seconds))))
         }
         Err(OperatorError::Conflict(message)) => {
             let (next, mut events) = status::failed(&plan.status, status::reason::RESOURCE_EXISTS, &message, now);
@@ -314,6 +319,26 @@ async fn delete_pod(api: &Api<Pod>, owned: &[Arc<Pod>], name: &str) -> Result<()
         }
         Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
         Err(e) => Err(OperatorError::api(format!("deleting Pod {name}"), e)),
+    }
+}
+
+/// Deletes a finished MPIJob whose `ttlSecondsAfterFinished` ran out (Kubernetes 1.20 has no TTL
+/// controller for it), the very one observed (its uid is the precondition). Foreground propagation: the
+/// garbage collector removes its pods, Service, ConfigMap and Secret first, then the MPIJob.
+async fn delete_expired(job: &MPIJob, ctx: &Context) -> Result<(), OperatorError> {
+    let api: Api<MPIJob> = Api::namespaced(ctx.client.clone(), &job.namespace().unwrap_or_default());
+    let params = DeleteParams {
+        preconditions: Some(Preconditions { uid: job.uid(), ..Default::default() }),
+        propagation_policy: Some(PropagationPolicy::Foreground),
+        ..Default::default()
+    };
+    match api.delete(&job.name_any(), &params).await {
+        Ok(_) => {
+            info!("ttlSecondsAfterFinished ran out: deleted the MPIJob and all it made");
+            Ok(())
+        }
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
+        Err(e) => Err(OperatorError::api("deleting the expired MPIJob", e)),
     }
 }
 

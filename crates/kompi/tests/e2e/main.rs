@@ -61,5 +61,10 @@ fn main() {
         a_bullseye_user_image_without_kompi_runs_allreduce_across_three_workers,
         a_bullseye_user_image_without_kompi_runs_a_one_shot_job,
         a_bullseye_user_image_without_kompi_runs_an_mpijob_as_uid_1000,
+        a_failed_launcher_restarts_the_run_until_the_backoff_limit,
+        past_its_active_deadline_a_job_is_stopped_and_fails,
+        a_finished_job_and_all_it_made_are_deleted_after_its_ttl,
+        clean_pod_policy_all_and_none_apply_to_launcher_and_workers_alike,
+        kueue_suspends_admits_preempts_and_readmits_an_mpijob,
     ]]);
 }

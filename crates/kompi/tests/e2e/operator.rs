@@ -131,6 +131,7 @@ pub fn install_gives_the_operator_exactly_the_permissions_it_uses() {
         &["get", "mpijobs.kubeflow.org"][..],
         &["list", "mpijobs.kubeflow.org"],
         &["watch", "mpijobs.kubeflow.org"],
+        &["delete", "mpijobs.kubeflow.org"],
         &["patch", "mpijobs.kubeflow.org", "--subresource=status"],
         &["update", "mpijobs.kubeflow.org", "--subresource=finalizers"],
         &["create", "pods"],
@@ -148,7 +149,7 @@ pub fn install_gives_the_operator_exactly_the_permissions_it_uses() {
         &["get", "secrets"][..],
         &["list", "secrets"],
         &["patch", "mpijobs.kubeflow.org"],
-        &["delete", "mpijobs.kubeflow.org"],
+        &["update", "mpijobs.kubeflow.org"],
         &["update", "pods"],
         &["patch", "pods"],
         &["create", "pods", "--subresource=exec"],
@@ -388,4 +389,160 @@ pub fn an_open_mpi_5_mpijob_runs_its_ranks_on_the_workers() {
 
 pub fn an_mpich_mpijob_runs_its_ranks_on_the_workers() {
     a_flavours_mpijob_runs_allreduce("-mpich", "MPICH", "mpich");
+}
+
+/// The manifest with `runPolicy` replaced by these lines (each indented under it).
+fn run_policy(manifest: &str, lines: &[&str]) -> String {
+    let policy: String = lines.iter().map(|l| format!("    {l}\n")).collect();
+    manifest.replace("    cleanPodPolicy: Running\n", &policy)
+}
+
+fn merge_patch(ns: &Namespace, name: &str, patch: &str) {
+    let out = ns.k(&["patch", "mpijob", name, "--type", "merge", "-p", patch]);
+    assert!(out.status.success(), "kubectl patch {patch}: {}", err(&out));
+}
+
+fn undeleted(pods: &[Value]) -> usize {
+    pods.iter().filter(|p| p["metadata"]["deletionTimestamp"].is_null()).count()
+}
+
+pub fn a_failed_launcher_restarts_the_run_until_the_backoff_limit() {
+    require_testbed();
+    let ns = Namespace::new("op-backoff");
+    operator(&ns);
+    apply(&ns, &run_policy(&mpijob("bo", 1, "mpirun -n 1 hostname && exit 3", ""), &["cleanPodPolicy: Running", "backoffLimit: 2"]));
+    // Each restart's Restarting condition lasts until its new launcher runs (seconds): watched closely.
+    let mut restarts = std::collections::BTreeSet::new();
+    ns.eventually("MPIJob bo to fail past its backoffLimit", Duration::from_secs(300), || {
+        let job = job_json(&ns, "bo");
+        restarts.extend(condition(&job, "Restarting").and_then(|c| c["message"].as_str().map(str::to_string)));
+        condition(&job, "Failed").is_some()
+    });
+    let failed = condition(&job_json(&ns, "bo"), "Failed").unwrap();
+    assert_eq!(failed["reason"], "BackoffLimitExceeded", "{failed}");
+    let message = failed["message"].as_str().unwrap();
+    assert!(message.contains("backoffLimit 2 reached (2 restarts)") && message.contains("launcher bo-launcher on node node1 exited with code 3"), "{message}");
+    let job = job_json(&ns, "bo");
+    assert_eq!(job["status"]["restartCount"], 2, "{}", job["status"]);
+    // A Restarting condition on each restart, naming the cause and the attempt, with a Warning event (the
+    // event recorder folds the second into the first's series: same reason, same object).
+    let cause = "(backoffLimit) after: launcher bo-launcher on node node1 exited with code 3";
+    assert_eq!(restarts.into_iter().collect::<Vec<_>>(), [format!("restart 1 of 2 {cause}"), format!("restart 2 of 2 {cause}")]);
+    let events = events_of(&ns, "bo");
+    assert!(events.lines().any(|l| l.starts_with("Warning") && l.contains("LauncherFailed") && l.contains("restart 1 of 2")), "{events}");
+    // Each run had a launcher pod of its own: the one left is the third.
+    let launcher = pods_of(&ns, "bo").into_iter().find(|p| p["metadata"]["name"] == "bo-launcher").expect("the finished launcher is kept");
+    assert_eq!(launcher["metadata"]["annotations"]["kompi.io/restart-count"], "2", "{}", launcher["metadata"]);
+    let log = text(&ns.k(&["logs", "bo-launcher"]));
+    assert!(log.contains("bo-worker-0"), "the third run ran mpirun too:\n{log}");
+}
+
+pub fn past_its_active_deadline_a_job_is_stopped_and_fails() {
+    require_testbed();
+    let ns = Namespace::new("op-deadline");
+    operator(&ns);
+    // cleanPodPolicy None: the deadline stops the pods all the same. Nothing happens at the deadline
+    // itself (every pod just runs), so only the controller's own timer can end the job.
+    apply(&ns, &run_policy(&mpijob("dl", 2, "sleep 600", ""), &["cleanPodPolicy: None", "activeDeadlineSeconds: 30"]));
+    let failed = wait_condition(&ns, "dl", "Failed", Duration::from_secs(180));
+    assert_eq!(failed["reason"], "DeadlineExceeded", "{failed}");
+    assert!(failed["message"].as_str().unwrap().contains("activeDeadlineSeconds (30 s)"), "{failed}");
+    let job = job_json(&ns, "dl");
+    let seconds = |field: &str| job["status"][field].as_str().unwrap().parse::<k8s_openapi::jiff::Timestamp>().unwrap().as_second();
+    let ran = seconds("completionTime") - seconds("startTime");
+    assert!((30..60).contains(&ran), "failed {ran} s after its start, the deadline being 30 s");
+    ns.eventually("every pod of the job to be stopped", Duration::from_secs(60), || undeleted(&pods_of(&ns, "dl")) == 0);
+    let events = events_of(&ns, "dl");
+    assert!(events.lines().any(|l| l.starts_with("Warning") && l.contains("DeadlineExceeded")), "{events}");
+}
+
+pub fn a_finished_job_and_all_it_made_are_deleted_after_its_ttl() {
+    require_testbed();
+    let ns = Namespace::new("op-ttl");
+    operator(&ns);
+    apply(&ns, &run_policy(&mpijob("ttl", 1, "mpirun -n 1 hostname", ""), &["cleanPodPolicy: None", "ttlSecondsAfterFinished: 15"]));
+    wait_condition(&ns, "ttl", "Succeeded", Duration::from_secs(240));
+    let finished = std::time::Instant::now();
+    ns.eventually("the MPIJob to be deleted after its TTL", Duration::from_secs(120), || !ns.k(&["get", "mpijob", "ttl"]).status.success());
+    assert!(finished.elapsed() >= Duration::from_secs(5), "deleted {:?} after it was seen finished: before its TTL", finished.elapsed());
+    for kind in ["pods", "services", "configmaps", "secrets"] {
+        let out = ns.k(&["get", kind, "-l", "training.kubeflow.org/job-name=ttl", "-o", "name"]);
+        assert!(text(&out).trim().is_empty(), "{kind} left behind: {}", text(&out));
+    }
+}
+
+pub fn clean_pod_policy_all_and_none_apply_to_launcher_and_workers_alike() {
+    require_testbed();
+    let ns = Namespace::new("op-clean");
+    operator(&ns);
+    apply(&ns, &run_policy(&mpijob("all", 2, "mpirun -n 2 hostname", ""), &["cleanPodPolicy: All"]));
+    apply(&ns, &run_policy(&mpijob("none", 2, "mpirun -n 2 hostname", ""), &["cleanPodPolicy: None"]));
+    wait_condition(&ns, "all", "Succeeded", Duration::from_secs(240));
+    wait_condition(&ns, "none", "Succeeded", Duration::from_secs(240));
+    // All: the finished launcher goes too (mpi-operator #643 keeps it).
+    ns.eventually("the operator to delete every pod of the All job", Duration::from_secs(60), || undeleted(&pods_of(&ns, "all")) == 0);
+    ns.eventually("the kubelet to remove them", Duration::from_secs(180), || pods_of(&ns, "all").is_empty());
+    // None: by now the All job's cleanup is long done; nothing of the None job was touched.
+    let pods = pods_of(&ns, "none");
+    assert_eq!(pods.len(), 3, "{pods:?}");
+    assert_eq!(undeleted(&pods), 3, "cleanPodPolicy None deletes nothing");
+    let running_workers = pods.iter().filter(|p| p["metadata"]["labels"]["training.kubeflow.org/job-role"] == "worker" && p["status"]["phase"] == "Running").count();
+    assert_eq!(running_workers, 2, "the None job's workers are left running");
+}
+
+/// What Kueue does to an MPIJob (its `RunWithPodSetsInfo` and `Suspend`): created suspended, admitted by
+/// one update that clears `suspend` and merges the flavour's node selector and tolerations into every
+/// replica's template, preempted by setting `suspend` again (then it waits until no replica is active and
+/// restores the templates), admitted again later.
+pub fn kueue_suspends_admits_preempts_and_readmits_an_mpijob() {
+    require_testbed();
+    let ns = Namespace::new("op-kueue");
+    operator(&ns);
+    let manifest = run_policy(&mpijob("kq", 2, "sleep 20; mpirun -n 2 hostname", ""), &["cleanPodPolicy: Running", "suspend: true"]);
+    apply(&ns, &manifest);
+    let suspended = wait_condition(&ns, "kq", "Suspended", Duration::from_secs(60));
+    assert_eq!(suspended["reason"], "MPIJobSuspended");
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(pods_of(&ns, "kq").is_empty(), "a job created suspended gets no pods at all (mpi-operator #615)");
+    assert!(job_json(&ns, "kq")["status"]["startTime"].is_null(), "a job that never ran has no startTime");
+
+    let placement = r#"{"nodeSelector": {"kubernetes.io/os": "linux"}, "tolerations": [{"key": "kompi.io/flavour", "operator": "Exists", "effect": "NoSchedule"}]}"#;
+    let admit = format!(r#"{{"spec": {{"runPolicy": {{"suspend": false}}, "mpiReplicaSpecs": {{"Launcher": {{"template": {{"spec": {placement}}}}}, "Worker": {{"template": {{"spec": {placement}}}}}}}}}}}"#);
+    merge_patch(&ns, "kq", &admit);
+    wait_condition(&ns, "kq", "Running", Duration::from_secs(180));
+    let pods = pods_of(&ns, "kq");
+    assert_eq!(pods.len(), 3);
+    for pod in &pods {
+        assert_eq!(pod["spec"]["nodeSelector"]["kubernetes.io/os"], "linux", "{}", pod["metadata"]["name"]);
+        assert!(pod["spec"]["tolerations"].to_string().contains("kompi.io/flavour"), "{}", pod["metadata"]["name"]);
+    }
+    let first_start = job_json(&ns, "kq")["status"]["startTime"].as_str().unwrap().to_string();
+
+    // Preempted: every pod goes, the job's objects stay, and no replica is counted active (Kueue waits for that).
+    merge_patch(&ns, "kq", r#"{"spec": {"runPolicy": {"suspend": true}}}"#);
+    wait_condition(&ns, "kq", "Suspended", Duration::from_secs(60));
+    ns.eventually("every pod of the suspended job to be gone", Duration::from_secs(180), || pods_of(&ns, "kq").is_empty());
+    ns.eventually("no replica active", Duration::from_secs(30), || {
+        let job = job_json(&ns, "kq");
+        job["status"]["replicaStatuses"].as_object().unwrap().values().all(|r| r["active"] == 0)
+    });
+    let job = job_json(&ns, "kq");
+    assert!(condition(&job, "Failed").is_none() && condition(&job, "Running").is_none(), "{}", job["status"]);
+    for object in ["service/kq", "configmap/kq-config", "secret/kq-ssh"] {
+        assert!(ns.k(&["get", object]).status.success(), "{object} was not kept while suspended");
+    }
+    let restore = r#"{"spec": {"mpiReplicaSpecs": {"Launcher": {"template": {"spec": {"nodeSelector": null, "tolerations": null}}}, "Worker": {"template": {"spec": {"nodeSelector": null, "tolerations": null}}}}}}"#;
+    merge_patch(&ns, "kq", restore);
+
+    // Admitted again: the run starts afresh, with a new startTime, and finishes.
+    merge_patch(&ns, "kq", &admit);
+    wait_condition(&ns, "kq", "Succeeded", Duration::from_secs(240));
+    let job = job_json(&ns, "kq");
+    assert!(job["status"]["startTime"].as_str().unwrap() > first_start.as_str(), "startTime is reset on resume: {}", job["status"]);
+    let log = text(&ns.k(&["logs", "kq-launcher"]));
+    assert_eq!(log.lines().filter(|l| l.starts_with("kq-worker-")).count(), 2, "{log}");
+    let events = events_of(&ns, "kq");
+    for reason in ["MPIJobSuspended", "MPIJobResumed", "MPIJobSucceeded"] {
+        assert!(events.contains(reason), "no {reason} event:\n{events}");
+    }
 }
