@@ -119,7 +119,8 @@ pub async fn follow(conn: &Connection, name: &str, timeout: Duration, progress: 
     let names = JobNames::new(name, &conn.namespace);
     let launcher = names.launcher();
     let deadline = Instant::now() + timeout;
-    let mut streamed = false;
+    // The launcher whose output was shown: a restart (runPolicy.backoffLimit) makes a new one, shown too.
+    let mut streamed: Option<String> = None;
     loop {
         let job = jobs.get(name).await.map_err(|e| job_error(conn, "reading", name, e))?;
         if let Some(outcome) = outcome_of(&job, pods_api.get_opt(&launcher).await.ok().flatten().as_ref()) {
@@ -128,13 +129,14 @@ pub async fn follow(conn: &Connection, name: &str, timeout: Duration, progress: 
         }
         let pod = pods_api.get_opt(&launcher).await.map_err(|e| conn.error(&format!("reading Pod {launcher}"), e))?;
         let started = pod.as_ref().is_some_and(|p| launcher_started(p));
-        if started && !streamed {
+        let uid = pod.as_ref().and_then(|p| p.metadata.uid.clone());
+        if started && streamed != uid {
             progress.finish();
             stream_log(&pods_api, &launcher, None, true, None).await?;
-            streamed = true;
+            streamed = uid;
             continue;
         }
-        if !streamed {
+        if streamed.is_none() {
             progress.update(&waiting_line(&job, pod.as_ref()));
         }
         if Instant::now() >= deadline {
@@ -164,7 +166,7 @@ pub fn outcome_of(job: &MPIJob, launcher: Option<&Pod>) -> Option<Outcome> {
     let message = condition.message.clone().unwrap_or_default();
     let exit_code = match (state, condition.reason.as_deref()) {
         (SUCCEEDED, _) => 0,
-        (_, Some(reason::LAUNCHER_FAILED)) => launcher.map(pod_end).and_then(|e| e.exit_code).filter(|c| *c != 0).unwrap_or(1),
+        (_, Some(reason::LAUNCHER_FAILED | reason::BACKOFF_LIMIT_EXCEEDED)) => launcher.map(pod_end).and_then(|e| e.exit_code).filter(|c| *c != 0).unwrap_or(1),
         _ => 1,
     };
     Some(Outcome { state: state.to_string(), message, exit_code })
