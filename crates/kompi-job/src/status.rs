@@ -203,6 +203,15 @@ pub fn next(job: &Job, current: &JobStatus, observed: &Observed, now: &Time) -> 
     // Judged without the earlier run's pods, under the status as it now is (a resume just now included).
     let observed = &observed.clone().without_leaving(&status);
 
+    // The launcher's success decides, before any failure: the workers the cleanup deletes next must not
+    // fail a job whose success a reconcile, working from a status not yet updated, did not see written.
+    if observed.launcher.is_some_and(|p| phase(p) == "Succeeded") {
+        let message = format!("MPIJob {id} successfully completed.");
+        set(&mut status, SUCCEEDED, true, reason::SUCCEEDED, &message, now, &mut events);
+        status.completion_time = Some(now.clone());
+        return (status, events);
+    }
+
     if let Some(limit) = job.run_policy.active_deadline_seconds
         && deadline(job, &status).is_some_and(|d| now.0.as_second() >= d)
     {
@@ -232,12 +241,6 @@ pub fn next(job: &Job, current: &JobStatus, observed: &Observed, now: &Time) -> 
                 status.completion_time = Some(now.clone());
             }
         }
-        return (status, events);
-    }
-    if observed.launcher.is_some_and(|p| phase(p) == "Succeeded") {
-        let message = format!("MPIJob {id} successfully completed.");
-        set(&mut status, SUCCEEDED, true, reason::SUCCEEDED, &message, now, &mut events);
-        status.completion_time = Some(now.clone());
         return (status, events);
     }
     let workers_running = (0..job.workers).all(|i| observed.workers.get(&i).is_some_and(|p| phase(p) == "Running"));

@@ -145,6 +145,16 @@ fn the_launchers_success_decides_and_running_pods_are_cleaned() {
 }
 
 #[test]
+fn the_launchers_success_wins_over_the_cleanups_deleted_workers() {
+    // A reconcile from a status that does not show the success yet, while the cleanup deletes the workers.
+    let j = job(JOB);
+    let running = run(&j, &JobStatus::default(), &with(workers("Running", true), pod("pi-launcher", "Running", false)), 0).status;
+    let pods = with(workers("Running", true).into_iter().map(deleting).collect(), ended(pod("pi-launcher", "Succeeded", false), 0, "Completed", ""));
+    let p = run(&j, &running, &pods, 9);
+    assert!(p.status.is(SUCCEEDED) && !p.status.is(FAILED), "{:?}", p.status.conditions);
+}
+
+#[test]
 fn a_failing_launcher_fails_the_job_with_its_exit_code() {
     let j = job(JOB);
     let launcher = ended(pod("pi-launcher", "Failed", false), 3, "Error", "3");

@@ -346,10 +346,18 @@ async fn delete_expired(job: &MPIJob, ctx: &Context) -> Result<(), OperatorError
 async fn finish(job: &MPIJob, ctx: &Context, current: &JobStatus, next: JobStatus, events: Vec<Transition>) -> Result<(), OperatorError> {
     if &next != current {
         let api: Api<MPIJob> = Api::namespaced(ctx.client.clone(), &job.namespace().unwrap_or_default());
-        let patch = serde_json::json!({ "apiVersion": API_VERSION, "kind": KIND, "status": next });
-        api.patch_status(&job.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
-            .await
-            .map_err(|e| OperatorError::api("writing the MPIJob's status", e))?;
+        // The job's resourceVersion is the write's precondition: a status decided from a job that has
+        // changed since (this operator's own last status write, most often) must not overwrite the newer
+        // one. The newer version's reconcile, which its watch event brings, decides instead.
+        let patch = serde_json::json!({ "apiVersion": API_VERSION, "kind": KIND, "metadata": { "resourceVersion": job.resource_version() }, "status": next });
+        match api.patch_status(&job.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                debug!("status not written: the job changed since this reconcile read it");
+                return Ok(());
+            }
+            Err(e) => return Err(OperatorError::api("writing the MPIJob's status", e)),
+        }
     }
     let reference = job.object_ref(&());
     for t in events {
