@@ -39,6 +39,7 @@ Installs the operator with `kompi operator install` if it is not running.
 import argparse
 import contextlib
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -217,7 +218,8 @@ class Bench:
             time.sleep(0.1)
         restarts = sum(c.get("restartCount", 0) for c in pod["status"].get("containerStatuses", [])) + len(pods) - 1
         out = run(["kubectl", "--kubeconfig", self.kube.kubeconfig, "-n", self.ns, "logs", pod["metadata"]["name"], "-c", "launcher"]).stdout
-        stamps = [float(line) for line in out.split() if line.replace(".", "", 1).isdigit()]
+        # One `date +%s.%N` line per rank; kompi init's own log lines (its command line's `-n W` too) are not stamps.
+        stamps = [float(line) for line in out.splitlines() if re.fullmatch(r"\d+\.\d+", line.strip())]
         if len(stamps) != workers:
             raise RuntimeError(f"expected {workers} timestamps in the launcher's log, got: {out[-300:]!r}")
         return stamps, restarts
