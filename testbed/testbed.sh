@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# kompi testbed: a real single-node Kubernetes 1.20 cluster (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubelet, kube-proxy, containerd+runc, bridge CNI, dnsmasq cluster DNS) for a root shell in Debian bookworm.
-# Usage: testbed.sh build | up | restart-apiserver | check | status | down | image NAME:TAG [debian-pkg...] [--add SRC:DEST...]
+# kompi testbed: a real Kubernetes 1.20 cluster (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet,
+# kube-proxy, containerd+runc, bridge CNI, dnsmasq cluster DNS) for a root shell in Debian bookworm: one node, or N with --nodes.
+# Usage: testbed.sh build | up [--nodes N] | node stop|kill|start|restart|cut|connect NODE | restart-apiserver | check | status | down
+#                  | image NAME:TAG [debian-pkg...] [--add SRC:DEST...]
 #                  | image NAME:TAG --suite SUITE [--user NAME] debian-pkg... [--add SRC:DEST...] | rootfs --suite SUITE [--user NAME] debian-pkg...
 #                  | kompi-image [--suite bullseye|bookworm|trixie] [--mpi openmpi|mpich] [--kompi PATH] [--add SRC:DEST...] | kompi-rootfs
 #                  | examples [--suite bullseye|bookworm|trixie] [--mpi openmpi|mpich]
@@ -40,8 +41,8 @@ wait_for() { # DESC SECONDS CMD...: poll once a second; fail fast when one of ou
   done
 }
 image_tar() { echo "$IMAGES/$(tr '/:' '__' <<<"$1").tar"; }
-ctr_alive() { [ -S "$SOCK" ] && timeout 5 ctr --address "$SOCK" version >/dev/null 2>&1; }
-node_ready() { [ "$(kubectl get node node1 -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}')" = True ]; }
+ctr_alive() { local sock; sock=$(node_sock "${1:-node1}"); [ -S "$sock" ] && timeout 5 ctr --address "$sock" version >/dev/null 2>&1; }
+node_ready() { [ "$(kubectl get node "${1:-node1}" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}')" = True ]; }
 
 # ---- daemons run in their own session (pid = pgid); $DIR/pids/NAME holds "pid starttime" ----
 starttime() { local s; s=$(cat "/proc/$1/stat" 2>/dev/null) || return 0; s=${s##*) }; set -- $s; [ "$1" = Z ] || echo "${20}"; }
@@ -109,27 +110,40 @@ else:
 if adds: os.remove(add)
 PY
 }
-ctr_has() { # REF: containerd holds it (ctr names docker.io/library/x, docker.io/org/x, and registry/org/x as given)
-  local r=$1
+ctr_has() { # NODE REF: the node's containerd holds it (ctr names docker.io/library/x, docker.io/org/x, and registry/org/x as given)
+  local r=$2
   if [[ $r != */* ]]; then r=docker.io/library/$r
   elif [[ ${r%%/*} != *[.:]* && ${r%%/*} != localhost ]]; then r=docker.io/$r; fi
-  ctr --address "$SOCK" -n k8s.io images ls -q | grep -qxF "$r"
+  ctr --address "$(node_sock "$1")" -n k8s.io images ls -q | grep -qxF "$r"
 }
-import_image() { # TAR: unless containerd already holds this image (same id as recorded at the last import)
-  local id rec=$DIR/images/${1##*/}.id name=${1##*/} t0=$SECONDS snap
+import_image() { # TAR [NODE]: into NODE's containerd (default node1), unless it already holds this image (same id as
+  # recorded at the last import)
+  local node=${2:-node1} id rec name=${1##*/} t0=$SECONDS snap records
+  records=$(node_records "$node"); rec=$records/$name.id
   id=$(cat "$1.id" 2>/dev/null) || id=""
-  if [ -n "$id" ] && [ "$(cat "$rec" 2>/dev/null)" = "$id" ] && ctr_has "${id%% *}"; then
-    log "${id%% *} already imported ($name unchanged)"; return
+  if [ -n "$id" ] && [ "$(cat "$rec" 2>/dev/null)" = "$id" ] && ctr_has "$node" "${id%% *}"; then
+    log "$node: ${id%% *} already imported ($name unchanged)"; return
   fi
-  snap=$(cat "$DIR/snapshotter"); log "importing $name into containerd (namespace k8s.io, snapshotter $snap)"
-  mkdir -p "$DIR/images"; rm -f "$rec"
-  quiet "$DIR/logs/import-$name.log" ctr --address "$SOCK" -n k8s.io images import --snapshotter "$snap" "$1"
+  snap=$(cat "$DIR/snapshotter"); log "$node: importing $name into containerd (namespace k8s.io, snapshotter $snap)"
+  mkdir -p "$records"; rm -f "$rec"
+  quiet "$DIR/logs/import-$node-$name.log" ctr --address "$(node_sock "$node")" -n k8s.io images import --snapshotter "$snap" "$1"
   if [ -n "$id" ]; then echo "$id" >"$rec"; fi
-  log "imported $name in $((SECONDS - t0)) s"
+  log "$node: imported $name in $((SECONDS - t0)) s"
 }
-import_all() { # the pause image and every cached image
-  local f
-  for f in "$CACHE/pause.tar" "$IMAGES"/*.tar; do if [ -f "$f" ]; then import_image "$f"; fi; done
+kompi_version() { python3 -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["workspace"]["package"]["version"])' "$REPO/Cargo.toml"; }
+import_all() { # [NODE]: the pause image and every cached image into node1; into an extra node the pause image and kompi's
+  # default runtime image only, which is what runs on several nodes (each image costs every node 20 to 70 s to import and
+  # its disk): later `image` and `kompi-image` calls import into every node
+  local f node=${1:-node1} tars
+  if [ "$node" = node1 ]; then tars=("$IMAGES"/*.tar); else tars=("$(image_tar "$KOMPI_IMAGE:$(kompi_version)")"); fi
+  for f in "$CACHE/pause.tar" "${tars[@]}"; do if [ -f "$f" ]; then import_image "$f" "$node"; fi; done
+}
+import_everywhere() { # TAR: into every node whose containerd runs (a stopped node is skipped: it would hang the import)
+  local node
+  for node in $(nodes); do
+    if node_frozen "$node"; then log "$node is stopped: '$0 node start $node' then '$0 up' import ${1##*/} into it"
+    elif alive "$(daemon_name "$node" containerd)"; then import_image "$1" "$node"; fi
+  done
 }
 
 # The runtime image's rootfs: mmdebstrap installs images/mpi-<MPI>.txt and images/packages.txt (plus extra packages)
@@ -193,7 +207,7 @@ add_image() { # REF CONFIG_JSON ROOTFS [SRC:DEST...]: pack into $IMAGES; import 
   local ref=$1 tar out; tar=$(image_tar "$1")
   mkdir -p "$IMAGES"; log "packaging $ref as $tar"
   out=$(pack_image "$ref" "$tar" "$2" "${@:3}"); log "$out ($(du -m "$tar" | cut -f1) MB)"
-  if alive containerd; then import_image "$tar"; else log "cluster not up: 'up' will import it"; fi
+  if alive containerd; then import_everywhere "$tar"; else log "cluster not up: 'up' will import it"; fi
 }
 parse_adds() { # ARG...: --add SRC:DEST pairs into the array adds, anything else into the array rest
   adds=() rest=()
@@ -324,8 +338,7 @@ cmd_kompi_image() { # [--suite S] [--mpi M] [--kompi PATH] [--add SRC:DEST...]: 
   fi
   [ -x "$kompi" ] || die "$kompi is not an executable"
   log "kompi binary: $kompi ($("$kompi" --version))"
-  version=$(python3 -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["workspace"]["package"]["version"])' \
-    "$REPO/Cargo.toml")
+  version=$(kompi_version)
   build_rootfs rootfs "${KOMPI_IMAGE//\//_}_${suite}_$mpi" "$suite" "$mpi"
   add_image "$KOMPI_IMAGE:$version$(variant_tag "$suite" "$mpi")" '{"Entrypoint": ["/usr/local/bin/kompi", "init"], "ExposedPorts": {"2022/tcp": {}}}' \
     "$rootfs" "$kompi:/usr/local/bin/kompi" "${adds[@]}"
@@ -464,7 +477,7 @@ restore_host() { # after every daemon has stopped: back to what save_host record
     [ "$(cat "/proc/sys/$s")" = "$v" ] || { log "restoring sysctl ${s//\//.} = $v"; echo "$v" >"/proc/sys/$s"; }
   done <"$h/sysctl"
   if command -v conntrack >/dev/null; then  # connection-tracking entries of the pod network and the Service range
-    for s in "--orig-src $SUBNET" "--orig-dst $SUBNET" "--orig-dst $SVC_CIDR"; do conntrack -D $s >/dev/null 2>&1 || true; done
+    for s in "--orig-src $POD_NET" "--orig-dst $POD_NET" "--orig-dst $SVC_CIDR" "--orig-dst $LINK_NET"; do conntrack -D $s >/dev/null 2>&1 || true; done
   fi
 }
 
@@ -496,15 +509,273 @@ cmd_restart_apiserver() {
   log "kube-apiserver restarted"
 }
 
-cmd_up() {
-  local b t0=$SECONDS p=$DIR/pki importing
+# ---- Extra nodes (up --nodes N). node<i>, for i from 2, is a machine of its own on this one:
+#  - network namespace kt-node<i>, linked to the host by the veth pair kt-node<i> (host, 10.243.0.1) <-> eth0 (10.243.0.<i>,
+#    its default route and so its node IP); its pods on its own bridge kt0 with 10.244.<i-1>.0/24. The host routes each
+#    pod subnet to its node, so every pod reaches every other pod, the API server (10.244.0.1:6443) and the cluster DNS;
+#  - a mount namespace (bound to $DIR/nodes/ns/node<i>) with its own /run, /var/lib/kubelet and /var/log: one node's
+#    containerd state, pod network namespaces, volumes and pod logs are not another's, and they vanish with it;
+#  - cgroup kt-node<i>: its daemons (containerd and its shims, kubelet, kube-proxy) in kt-node<i>/daemons of the
+#    hierarchies below, its containers in kt-node<i>/pods/ (the kubelet's --cgroup-root) of all. Freezing kt-node<i> stops
+#    the node, and its process list is the node's, so faults and removal reach exactly the node.
+# Two blackhole routes on the host (10.243.0.0/24, 10.244.0.0/16) keep a cut node's traffic from leaving the machine.
+MAX_NODES=9 LINK_NET=10.243.0.0/24 LINK_HOST=10.243.0.1 POD_NET=10.244.0.0/16
+NODE_CONTROLLERS="freezer memory cpuacct"   # the hierarchies a node's daemons join (its containers are in all of them)
+NODE_NS=$DIR/nodes/ns                       # a private mount holding the nodes' mount namespaces
+node_dir() { echo "$DIR/nodes/$1"; }
+node_sock() { if [ "$1" = node1 ]; then echo "$SOCK"; else echo "$DIR/nodes/$1/containerd.sock"; fi; }
+node_records() { if [ "$1" = node1 ]; then echo "$DIR/images"; else echo "$DIR/nodes/$1/images"; fi; }
+node_ip() { echo "10.243.0.${1#node}"; }
+node_subnet() { if [ "$1" = node1 ]; then echo "$SUBNET"; else echo "10.244.$((${1#node} - 1)).0/24"; fi; }
+node_gw() { if [ "$1" = node1 ]; then echo "$GW"; else echo "10.244.$((${1#node} - 1)).1"; fi; }
+daemon_name() { if [ "$1" = node1 ]; then echo "$2"; else echo "$1-$2"; fi; }   # its pidfile and log
+nodes() { # node1 (if the testbed has a state dir), then every extra node, by number
+  local d; [ -d "$DIR" ] || return 0
+  echo node1
+  for d in "$DIR"/nodes/node*; do if [ -d "$d" ]; then echo "${d##*/}"; fi; done | sort -V
+}
+extra_nodes() { nodes | { grep -vx node1 || true; }; }
+node_frozen() { [ "$1" != node1 ] && [ "$(cat "/sys/fs/cgroup/freezer/kt-$1/freezer.state" 2>/dev/null || echo THAWED)" != THAWED ]; }
+node_cut() { [ "$1" != node1 ] && [ -e "/sys/class/net/kt-$1" ] && (( ($(cat "/sys/class/net/kt-$1/flags") & 1) == 0 )); }  # IFF_UP
+node_pids() { # NODE: every process of the node, daemons and containers
+  find "/sys/fs/cgroup/freezer/kt-$1" -name cgroup.procs -exec cat {} + 2>/dev/null || true
+}
+start_in_node() { # NODE NAME CMD...: a daemon of an extra node, in its namespaces and its cgroup kt-NODE/daemons
+  local node=$1 name=$1-$2 c; shift 2; log "starting $name"
+  ( for c in $NODE_CONTROLLERS; do echo "$BASHPID" >"/sys/fs/cgroup/$c/kt-$node/daemons/cgroup.procs"; done
+    exec setsid nsenter --net="/run/netns/kt-$node" --mount="$NODE_NS/$node" -- "$@" ) </dev/null >"$DIR/logs/$name.log" 2>&1 &
+  echo "$! $(starttime $!)" >"$DIR/pids/$name"
+}
+node_kubeconfigs() { # the admin and kube-proxy kubeconfigs for extra nodes: the API server at the bridge address
+  local u
+  for u in node:kubeconfig node-proxy:kube-proxy.kubeconfig; do
+    [ -f "$DIR/${u%%:*}.kubeconfig" ] || sed "s#https://127.0.0.1:6443#https://$GW:6443#" "$DIR/${u#*:}" >"$DIR/${u%%:*}.kubeconfig"
+  done
+}
+
+create_node() { # NODE: its network and a fresh machine (then start_containerd, start_kubelet, start_kube_proxy)
+  local node=$1 ip sub ns=kt-$1; ip=$(node_ip "$1") sub=$(node_subnet "$1")
+  log "creating $node: network namespace $ns, link kt-$node ($LINK_HOST <-> $ip), pods $sub on its bridge $BRIDGE"
+  mkdir -p "$(node_dir "$node")"/{kubelet,log,images}
+  node_kubeconfigs
+  ip route replace blackhole "$LINK_NET"; ip route replace blackhole "$POD_NET"
+  echo 1 >/proc/sys/net/ipv4/ip_forward   # the host routes between the nodes (down restores it)
+  ip netns add "$ns"; ip -n "$ns" link set lo up
+  ip link add "kt-$node" type veth peer name eth0 netns "$ns"
+  ip addr add "$LINK_HOST/32" peer "$ip/32" dev "kt-$node"; ip link set "kt-$node" up
+  ip -n "$ns" addr add "$ip/32" peer "$LINK_HOST/32" dev eth0; ip -n "$ns" link set eth0 up
+  ip -n "$ns" route add default via "$LINK_HOST" dev eth0
+  ip netns exec "$ns" sh -c 'echo 1 >/proc/sys/net/ipv4/ip_forward'   # a new namespace does not forward: its pods' traffic
+  ip -n "$ns" link add "$BRIDGE" type bridge; ip -n "$ns" addr add "$(node_gw "$node")/24" dev "$BRIDGE"
+  ip -n "$ns" link set "$BRIDGE" up
+  ip route replace "$sub" via "$ip" dev "kt-$node"
+  new_machine "$node"
+}
+new_machine() { # NODE: its cgroups and a new mount namespace, as after a boot
+  local node=$1 c
+  for c in $NODE_CONTROLLERS; do mkdir -p "/sys/fs/cgroup/$c/kt-$node/daemons"; done
+  if ! grep -q " $NODE_NS " /proc/self/mountinfo; then   # nsfs may only be bound onto a private mount
+    mkdir -p "$NODE_NS"; mount --bind "$NODE_NS" "$NODE_NS"; mount --make-private "$NODE_NS"
+  fi
+  touch "$NODE_NS/$node"; unshare --mount="$NODE_NS/$node" --propagation private true
+  mkdir -p "$KUBELET_DIR"
+  nsenter --mount="$NODE_NS/$node" -- "$SELF" _node-mounts "$node"
+}
+node_mounts() { # hidden subcommand, run in a node's new mount namespace: the copies of the host's testbed mounts go
+  # (and with them any hold on other nodes' namespaces); the node gets its own /run, /var/lib/kubelet and /var/log
+  local d m; d=$(node_dir "$1")
+  awk '{print $5}' /proc/self/mountinfo | { grep -E "^(/run|$KUBELET_DIR|/var/log|$DIR)(/|$)" || true; } | sort -r |
+    while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  mount -t tmpfs -o mode=0755 "kt-$1-run" /run
+  mount --bind "$d/kubelet" "$KUBELET_DIR"; mount --bind "$d/log" /var/log
+}
+kill_machine() { # NODE: every process of the node killed at once, containers included, its mount namespace (and with it
+  # its mounts and pod network namespaces) and cgroups gone: a power cut. Its network and files stay.
+  local node=$1 pids n c
+  for n in $(seq 50); do
+    pids=$(node_pids "$node"); [ -n "$pids" ] || break
+    if [ "$n" = 1 ]; then log "killing every process of $node ($(wc -w <<<"$pids"))"; fi
+    kill -KILL $pids 2>/dev/null || true
+    echo THAWED >"/sys/fs/cgroup/freezer/kt-$node/freezer.state" || true   # a frozen process dies only once thawed
+    sleep 0.2
+  done
+  [ -z "$(node_pids "$node")" ] || die "processes of $node survived SIGKILL: $(node_pids "$node" | xargs)"
+  rm -f "$DIR/pids/$node-"*
+  if grep -q " $NODE_NS/$node " /proc/self/mountinfo; then umount "$NODE_NS/$node"; fi
+  rm -f "$NODE_NS/$node"
+  for c in /sys/fs/cgroup/*/kt-"$node"; do
+    if [ -d "$c" ]; then find "$c" -depth -type d -exec rmdir {} + 2>/dev/null || true; fi
+  done
+}
+remove_node() { # NODE: its pods (gracefully if it is healthy), its processes, its Node object, network and files
+  local node=$1 api=false t0=$SECONDS
+  if alive kube-apiserver; then api=true; fi
+  log "removing $node"
+  if $api && alive "$node-kubelet" && ! node_frozen "$node" && ! node_cut "$node"; then
+    kubectl cordon "$node" >/dev/null 2>&1 || true
+    kubectl delete pods -A --field-selector "spec.nodeName=$node" --grace-period=1 --timeout=60s >/dev/null 2>&1 ||
+      log "warning: pods of $node not deleted in time"
+  fi
+  kill_machine "$node"
+  if $api; then  # a dead node's pods are never confirmed gone by its kubelet
+    kubectl delete pods -A --field-selector "spec.nodeName=$node" --force --grace-period=0 >/dev/null 2>&1 || true
+    kubectl delete node "$node" --ignore-not-found >/dev/null 2>&1 || true
+  fi
+  if [ -e "/run/netns/kt-$node" ]; then ip netns delete "kt-$node"; fi   # its link and routes go with it, soon:
+  # the namespace is freed asynchronously (and later still while another mount namespace holds a copy of its mount)
+  ip link delete "kt-$node" 2>/dev/null || true
+  rm -rf "$(node_dir "$node")" "$DIR/logs/$node-"* "$DIR/logs/import-$node-"*
+  log "$node removed in $((SECONDS - t0)) s"
+  if [ -z "$(extra_nodes)" ]; then remove_node_host_state; fi
+}
+remove_node_host_state() { # once no extra node is left: the blackhole routes and the mount holding the namespaces
+  local r
+  for r in "$LINK_NET" "$POD_NET"; do
+    if ip route show type blackhole "$r" | grep -q .; then ip route delete blackhole "$r"; fi
+  done
+  if grep -q " $NODE_NS " /proc/self/mountinfo; then umount "$NODE_NS"; fi
+  rm -rf "$DIR/nodes"
+}
+boot_node() { # NODE: containerd, kubelet and kube-proxy on a fresh machine; until the node is Ready
+  start_containerd "$1"; start_kubelet "$1"; start_kube_proxy "$1"
+  wait_for "node $1 Ready" 120 node_ready "$1"
+}
+set_node_count() { # N: on a running cluster, adds node2..nodeN that are missing and removes the nodes above N
+  local want=$1 node i pids=()
+  for node in $(extra_nodes); do if [ "${node#node}" -gt "$want" ]; then remove_node "$node"; fi; done
+  for ((i = 2; i <= want; i++)); do
+    if [ ! -d "$(node_dir "node$i")" ]; then
+      create_node "node$i"; start_containerd "node$i"; import_all "node$i" & pids+=($!)
+      start_kubelet "node$i"; start_kube_proxy "node$i"
+    fi
+  done
+  for node in $(nodes); do wait_for "node $node Ready" 120 node_ready "$node"; done
+  for i in "${pids[@]}"; do wait "$i" || die "image import failed (logs: $DIR/logs/import-*.log)"; done
+}
+
+# Faults, for tests: what a machine can suffer, done to an extra node (node1 carries the control plane).
+cmd_node() { # stop|kill|start|restart|cut|connect NODE
+  local action=${1:-} node=${2:-} t0=$SECONDS
+  [ $# -eq 2 ] || die "usage: $0 node stop|kill|start|restart|cut|connect NODE"
+  [ "$node" != node1 ] || die "node1 carries the control plane: faults apply to the extra nodes ($(extra_nodes | xargs))"
+  [[ $node =~ ^node[0-9]+$ ]] && [ -d "$(node_dir "$node")" ] || die "no node $node (nodes: $(nodes | xargs))"
+  case $action in
+    stop)  # everything of the node stops where it is, its containers too: it answers nothing, yet holds its state
+      echo FROZEN >"/sys/fs/cgroup/freezer/kt-$node/freezer.state"
+      wait_for "$node frozen" 30 grep -qx FROZEN "/sys/fs/cgroup/freezer/kt-$node/freezer.state"
+      log "$node stopped: kubelet, containerd, kube-proxy and its containers frozen ('$0 node start $node' thaws them)" ;;
+    kill) kill_machine "$node"; log "$node killed: its processes and containers are gone ('$0 node start $node' boots it)" ;;
+    start)
+      if node_frozen "$node"; then echo THAWED >"/sys/fs/cgroup/freezer/kt-$node/freezer.state"; log "$node thawed"
+      elif alive "$node-kubelet"; then log "$node is running"
+      else new_machine "$node"; boot_node "$node"; log "$node booted in $((SECONDS - t0)) s"; fi ;;
+    restart) kill_machine "$node"; new_machine "$node"; boot_node "$node"; log "$node restarted in $((SECONDS - t0)) s" ;;
+    cut) ip link set "kt-$node" down; log "$node cut off: its link is down ('$0 node connect $node' restores it)" ;;
+    connect)
+      ip link set "kt-$node" up; ip route replace "$(node_subnet "$node")" via "$(node_ip "$node")" dev "kt-$node"
+      log "$node connected" ;;
+    *) die "usage: $0 node stop|kill|start|restart|cut|connect NODE" ;;
+  esac
+}
+
+# ---- containerd, kubelet and kube-proxy of a node: node1 is the host; see "Extra nodes" for the others ----
+write_containerd_config() { # NODE: containerd's config and the CNI network (bridge kt0 with the node's pod subnet)
+  local node=$1 conf=$DIR/containerd.toml cni=$DIR/cni opt=$DIR/containerd-opt root=$DIR/containerd
+  if [ "$node" != node1 ]; then conf=$(node_dir "$node")/containerd.toml cni=$(node_dir "$node")/cni
+    opt=$(node_dir "$node")/containerd-opt root=$(node_dir "$node")/containerd; fi
+  # restrict_oom_score_adj: this container lacks CAP_SYS_RESOURCE; without it runc fails with
+  # "can't get final child's PID from pipe: EOF". An extra node's state (/run/containerd) is in its own mount namespace.
+  cat >"$conf" <<EOF
+version = 2
+root = "$root"
+state = "/run/containerd"
+[grpc]
+  address = "$(node_sock "$node")"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$opt"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$PAUSE"
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "$(cat "$DIR/snapshotter")"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "$cni/net.d"
+EOF
+  mkdir -p "$cni/net.d" "$cni/ipam"
+  cat >"$cni/net.d/10-kompi.conflist" <<EOF
+{"cniVersion": "0.4.0", "name": "kompi", "plugins": [
+  {"type": "bridge", "bridge": "$BRIDGE", "isGateway": true, "ipMasq": false, "hairpinMode": true,
+   "ipam": {"type": "host-local", "dataDir": "$cni/ipam", "ranges": [[{"subnet": "$(node_subnet "$node")", "gateway": "$(node_gw "$node")"}]],
+            "routes": [{"dst": "0.0.0.0/0"}]}},
+  {"type": "portmap", "capabilities": {"portMappings": true}},
+  {"type": "loopback"}]}
+EOF
+}
+start_containerd() { # NODE: and the pause image in it (the rest is imported by import_all)
+  local node=$1
+  write_containerd_config "$node"
+  if [ "$node" = node1 ]; then start containerd containerd --config "$DIR/containerd.toml"
+  else start_in_node "$node" containerd containerd --config "$(node_dir "$node")/containerd.toml"; fi
+  wait_for "containerd of $node" 30 ctr_alive "$node"
+  import_image "$CACHE/pause.tar" "$node"
+}
+start_kubelet() { # NODE
+  local node=$1 kubeconfig=$KUBECONFIG extra=()
+  # extra nodes reach the API server at the bridge address (their 127.0.0.1 is their own); their pods go to cgroup kt-NODE
+  if [ "$node" != node1 ]; then kubeconfig=$DIR/node.kubeconfig
+    extra=(--cgroup-root="/kt-$node/pods" --volume-plugin-dir="$(node_dir "$node")/kubelet-plugins")
+  else extra=(--volume-plugin-dir="$DIR/kubelet-plugins"); fi
+  # no --node-ip=127.0.0.1: kubelet rejects loopback node IPs and exec/logs then fail ("no preferred addresses"); the
+  # node IP is the address of the default route's interface (an extra node's link)
+  start_daemon "$node" kubelet kubelet --kubeconfig="$kubeconfig" --hostname-override="$node" --root-dir="$KUBELET_DIR" \
+    --cert-dir="$KUBELET_DIR/pki" "${extra[@]}" --container-runtime=remote \
+    --container-runtime-endpoint="unix://$(node_sock "$node")" --pod-infra-container-image="$PAUSE" --fail-swap-on=false \
+    --cgroup-driver=cgroupfs --cgroups-per-qos=false --enforce-node-allocatable= --eviction-hard= \
+    --image-gc-high-threshold=100 --authentication-token-webhook=false --anonymous-auth=true \
+    --authorization-mode=AlwaysAllow --read-only-port=0 --make-iptables-util-chains=false \
+    --cluster-dns="$GW" --cluster-domain="$DOMAIN"
+}
+start_kube_proxy() { # NODE: once the node is registered (kube-proxy reads its node IP from the Node object)
+  local node=$1 kubeconfig=$DIR/kube-proxy.kubeconfig cidr=$SUBNET
+  if [ "$node" != node1 ]; then kubeconfig=$DIR/node-proxy.kubeconfig cidr=$POD_NET; fi
+  wait_for "node $node registered" 60 kubectl get node "$node"
+  # iptables mode, with the iptables on PATH (whatever backend it is). The conntrack flags at 0 leave the
+  # nf_conntrack sysctls alone; it still sets net.ipv4.conf.all.route_localnet=1 (fatal if it cannot), which
+  # down restores (an extra node's is its network namespace's own). Health and metrics listen on loopback only.
+  start_daemon "$node" kube-proxy kube-proxy --kubeconfig="$kubeconfig" --hostname-override="$node" --proxy-mode=iptables \
+    --cluster-cidr="$cidr" --conntrack-max-per-core=0 --conntrack-tcp-timeout-established=0 \
+    --conntrack-tcp-timeout-close-wait=0 --oom-score-adj=0 --healthz-bind-address=127.0.0.1:10256 \
+    --metrics-bind-address=127.0.0.1:10249
+}
+start_daemon() { # NODE NAME CMD...: start, for node1; start_in_node for the others
+  local node=$1; shift
+  if [ "$node" = node1 ]; then start "$@"; else start_in_node "$node" "$@"; fi
+}
+
+cmd_up() { # [--nodes N]
+  local b t0=$SECONDS p=$DIR/pki importing=() count="" node i
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --nodes) [ $# -ge 2 ] && [[ $2 =~ ^[0-9]+$ ]] && [ "$2" -ge 1 ] && [ "$2" -le "$MAX_NODES" ] ||
+                 die "--nodes takes a number from 1 to $MAX_NODES"; count=$2; shift 2 ;;
+      *) die "usage: $0 up [--nodes N]" ;;
+    esac
+  done
   for b in $K8S_BINS; do [ -x "$BIN/$b" ] || die "$BIN/$b missing: run '$0 build' first"; done
   command -v kubectl >/dev/null || die "kubectl missing: run '$0 build' first"
   if alive kube-apiserver && alive kubelet && alive kube-proxy; then
-    import_all; log "already up; export KUBECONFIG=$KUBECONFIG"; return
+    if [ -n "$count" ]; then set_node_count "$count"; fi
+    for node in $(nodes); do
+      if node_frozen "$node"; then log "$node is stopped: its images are left as they are"
+      elif alive "$(daemon_name "$node" containerd)"; then import_all "$node"; fi
+    done
+    log "already up ($(nodes | xargs)); export KUBECONFIG=$KUBECONFIG"; return
   fi
   if [ -e "$DIR" ]; then log "stale state in $DIR: running down first"; cmd_down; fi
-  if ctr_alive; then die "another containerd already serves $SOCK"; fi
+  if ctr_alive node1; then die "another containerd already serves $SOCK"; fi
   mkdir -p "$DIR"/{pki,logs,pids,host,dns/hosts.d,cni/net.d,cni/ipam}; touch "$DIR/started"
   save_host
   gen_pki
@@ -517,41 +788,13 @@ cmd_up() {
   elif [ "$(cat /proc/sys/net/bridge/bridge-nf-call-iptables)" != 1 ]; then
     log "setting net.bridge.bridge-nf-call-iptables = 1"; echo 1 >/proc/sys/net/bridge/bridge-nf-call-iptables
   fi
-  # restrict_oom_score_adj: this container lacks CAP_SYS_RESOURCE; without it runc fails with
-  # "can't get final child's PID from pipe: EOF".
   pick_snapshotter
-  cat >"$DIR/containerd.toml" <<EOF
-version = 2
-root = "$DIR/containerd"
-state = "/run/containerd"
-[grpc]
-  address = "$SOCK"
-[plugins."io.containerd.internal.v1.opt"]
-  path = "$DIR/containerd-opt"
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "$PAUSE"
-  restrict_oom_score_adj = true
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "$(cat "$DIR/snapshotter")"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "/usr/lib/cni"
-    conf_dir = "$DIR/cni/net.d"
-EOF
-  cat >"$DIR/cni/net.d/10-kompi.conflist" <<EOF
-{"cniVersion": "0.4.0", "name": "kompi", "plugins": [
-  {"type": "bridge", "bridge": "$BRIDGE", "isGateway": true, "ipMasq": false, "hairpinMode": true,
-   "ipam": {"type": "host-local", "dataDir": "$DIR/cni/ipam", "ranges": [[{"subnet": "$SUBNET", "gateway": "$GW"}]],
-            "routes": [{"dst": "0.0.0.0/0"}]}},
-  {"type": "portmap", "capabilities": {"portMappings": true}},
-  {"type": "loopback"}]}
-EOF
-  start containerd containerd --config "$DIR/containerd.toml"
-  wait_for containerd 30 ctr_alive
-  # containerd first: the images load while the control plane starts and the kubelet registers the node
-  import_image "$CACHE/pause.tar"
-  import_all & importing=$!
+  # containerd first: the images load while the control plane starts and the kubelets register their nodes
+  start_containerd node1
+  import_all node1 & importing+=($!)
+  for ((i = 2; i <= ${count:-1}; i++)); do
+    create_node "node$i"; start_containerd "node$i"; import_all "node$i" & importing+=($!)
+  done
   start dnsmasq dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts --user=root \
     --bind-interfaces --listen-address="$GW" --hostsdir="$DIR/dns/hosts.d" --local="/$DOMAIN/" \
     --domain-needed --bogus-priv --pid-file="$DIR/dns/dnsmasq.pid" --log-facility=-
@@ -565,28 +808,14 @@ EOF
     --service-account-private-key-file="$p/sa.key" --root-ca-file="$p/ca.crt" --cluster-signing-cert-file="$p/ca.crt" \
     --cluster-signing-key-file="$p/ca.key" --use-service-account-credentials=true --controllers='*,-nodeipam'
   start kube-scheduler kube-scheduler --kubeconfig="$KUBECONFIG" --leader-elect=false
-  # no --node-ip=127.0.0.1: kubelet rejects loopback node IPs and exec/logs then fail ("no preferred addresses")
-  start kubelet kubelet --kubeconfig="$KUBECONFIG" --hostname-override=node1 --root-dir="$KUBELET_DIR" \
-    --cert-dir="$KUBELET_DIR/pki" --volume-plugin-dir="$DIR/kubelet-plugins" --container-runtime=remote \
-    --container-runtime-endpoint="unix://$SOCK" --pod-infra-container-image="$PAUSE" --fail-swap-on=false \
-    --cgroup-driver=cgroupfs --cgroups-per-qos=false --enforce-node-allocatable= --eviction-hard= \
-    --image-gc-high-threshold=100 --authentication-token-webhook=false --anonymous-auth=true \
-    --authorization-mode=AlwaysAllow --read-only-port=0 --make-iptables-util-chains=false \
-    --cluster-dns="$GW" --cluster-domain="$DOMAIN"
+  for node in $(nodes); do start_kubelet "$node"; done
   start dns-sync "$SELF" _dns-sync
-  wait_for "node node1 registered" 60 kubectl get node node1   # kube-proxy reads its node IP from it
-  # iptables mode, with the iptables on PATH (whatever backend it is). The conntrack flags at 0 leave the
-  # nf_conntrack sysctls alone; it still sets net.ipv4.conf.all.route_localnet=1 (fatal if it cannot), which
-  # down restores. Health and metrics listen on loopback only.
-  start kube-proxy kube-proxy --kubeconfig="$DIR/kube-proxy.kubeconfig" --hostname-override=node1 --proxy-mode=iptables \
-    --cluster-cidr="$SUBNET" --conntrack-max-per-core=0 --conntrack-tcp-timeout-established=0 \
-    --conntrack-tcp-timeout-close-wait=0 --oom-score-adj=0 --healthz-bind-address=127.0.0.1:10256 \
-    --metrics-bind-address=127.0.0.1:10249
-  wait_for "node node1 Ready" 120 node_ready
+  for node in $(nodes); do start_kube_proxy "$node"; done
+  for node in $(nodes); do wait_for "node $node Ready" 120 node_ready "$node"; done
   wait_for "ServiceAccount default/default" 60 kubectl get serviceaccount default
   wait_for "Service kubernetes ($API_SVC:443) routed by kube-proxy" 60 kubectl --server="https://$API_SVC:443" get --raw /readyz
-  wait "$importing" || die "image import failed (logs: $DIR/logs/import-*.log)"
-  log "up in $((SECONDS - t0)) s. export KUBECONFIG=$KUBECONFIG"
+  for i in "${importing[@]}"; do wait "$i" || die "image import failed (logs: $DIR/logs/import-*.log)"; done
+  log "up in $((SECONDS - t0)) s ($(nodes | xargs)). export KUBECONFIG=$KUBECONFIG"
 }
 
 # Cluster DNS like CoreDNS: <svc>.<ns>.svc -> ClusterIP, or for headless Services the ready endpoint IPs,
@@ -627,7 +856,7 @@ pod_list_pods() { # NS POD CONTAINER: in-cluster 'kubectl get pods' in the pod; 
 cmd_check() {
   local t0=$SECONDS t1 ns=kompi-check out fq sa
   node_ready || die "node node1 is not Ready (run '$0 up')"; log "node node1 Ready"
-  if [ -f "$(image_tar "$CHECK_IMAGE")" ]; then import_image "$(image_tar "$CHECK_IMAGE")"
+  if [ -f "$(image_tar "$CHECK_IMAGE")" ]; then import_everywhere "$(image_tar "$CHECK_IMAGE")"
   else cmd_image "$CHECK_IMAGE" kubernetes-client; fi
   kubectl delete namespace "$ns" --ignore-not-found --timeout=120s >/dev/null
   kubectl create namespace "$ns" >/dev/null
@@ -770,29 +999,55 @@ EOF
   log "check passed in $((SECONDS - t0)) s (pods deleted; namespace $ns is being removed in the background)"
 }
 
+cgroup_rss() { # CGROUP (of the memory hierarchy): resident memory of its processes, in MiB (page cache not counted)
+  awk '$1 == "total_rss" { printf "%d", $2 / 1048576; found = 1 } END { if (!found) printf "-" }' \
+    "/sys/fs/cgroup/memory/$1/memory.stat" 2>/dev/null || echo -
+}
 cmd_status() {
-  local n pid st rss total=0
-  for n in etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy dnsmasq dns-sync; do
+  local n pid st rss total=0 node state ready ip
+  for n in etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy dnsmasq dns-sync \
+           $(for node in $(extra_nodes); do echo "$node-containerd $node-kubelet $node-kube-proxy"; done); do
     if alive "$n"; then read -r pid st <"$DIR/pids/$n"; rss=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
       total=$((total + rss)); printf '%-24s pid %-7s rss %5d MiB\n' "$n" "$pid" $((rss / 1024))
     else printf '%-24s not running\n' "$n"; fi
   done
   printf '%-24s %17d MiB\n' total $((total / 1024))
-  if ctr_alive; then  # REF and SIZE columns
-    ctr --address "$SOCK" -n k8s.io images ls | awk 'NR > 1 && $1 !~ /^sha256:/ { printf "image %-44s %s %s\n", $1, $4, $5 }'
-  fi
+  printf '%-7s %-12s %-15s %-8s %-8s %s\n' NODE IP PODS STATE READY "RSS (extra nodes: daemons with shims + containers, MiB)"
+  for node in $(nodes); do
+    ready=$(kubectl get node "$node" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null) || ready=-
+    if [ "$node" = node1 ]; then
+      ip=$(kubectl get node node1 -o 'jsonpath={.status.addresses[?(@.type=="InternalIP")].address}' 2>/dev/null) || ip=-
+      state=running; alive kubelet || state=down; rss=-
+    else
+      ip=$(node_ip "$node") rss="$(cgroup_rss "kt-$node/daemons") + $(cgroup_rss "kt-$node/pods")"
+      if node_frozen "$node"; then state=stopped; elif ! alive "$node-kubelet"; then state=down
+      elif node_cut "$node"; then state=cut; else state=running; fi
+    fi
+    printf '%-7s %-12s %-15s %-8s %-8s %s\n' "$node" "${ip:--}" "$(node_subnet "$node")" "$state" "${ready:--}" "$rss"
+  done
+  for node in $(nodes); do
+    if ! node_frozen "$node" && ctr_alive "$node"; then  # REF and SIZE columns
+      ctr --address "$(node_sock "$node")" -n k8s.io images ls |
+        awk -v n="$node" 'NR > 1 && $1 !~ /^sha256:/ { printf "%s image %-44s %s %s\n", n, $1, $4, $5 }'
+    fi
+  done
 }
 
 cmd_down() {
-  local m pid c
+  local m pid c node
   case $DIR in /?*/?*) ;; *) die "refusing to remove KOMPI_TESTBED_DIR=$DIR" ;; esac
   if alive kube-apiserver && alive kubelet; then
     stop kube-controller-manager; stop kube-scheduler    # so that no controller recreates pods
-    log "deleting all pods (the kubelet tears down their sandboxes)"
+    for node in $(extra_nodes); do   # a node that cannot tear its pods down would hold up their deletion
+      if ! alive "$node-kubelet" || node_frozen "$node" || node_cut "$node"; then remove_node "$node"; fi
+    done
+    log "deleting all pods (the kubelets tear down their sandboxes)"
     kubectl delete pods --all -A --grace-period=1 --timeout=90s >/dev/null 2>&1 || log "warning: pod deletion incomplete"
   fi
+  for node in $(extra_nodes); do remove_node "$node"; done
+  remove_node_host_state
   stop dns-sync; stop kubelet; stop kube-proxy; stop kube-controller-manager; stop kube-scheduler
-  if alive containerd && ctr_alive; then
+  if alive containerd && ctr_alive node1; then
     for m in $(ctr --address "$SOCK" -n k8s.io tasks ls -q); do
       log "removing leftover task $m"; ctr --address "$SOCK" -n k8s.io tasks delete -f "$m" >/dev/null 2>&1 || true
     done
@@ -815,7 +1070,7 @@ cmd_down() {
   if ip link show "$BRIDGE" >/dev/null 2>&1; then log "deleting bridge $BRIDGE"; ip link delete "$BRIDGE"; fi
   rmdir /sys/fs/cgroup/*/k8s.io/*/ /sys/fs/cgroup/*/k8s.io/ 2>/dev/null || true   # empty cgroups only
   [ ! -d "$DIR" ] || restore_host
-  rm -rf "$DIR" "$KUBELET_DIR"; ctr_alive || rm -rf /run/containerd
+  rm -rf "$DIR" "$KUBELET_DIR"; ctr_alive node1 || rm -rf /run/containerd
   log "down (mounts left under $KUBELET_DIR: $(grep -c " $KUBELET_DIR" /proc/self/mountinfo || true))"
 }
 
@@ -826,11 +1081,13 @@ case ${1:-} in
   kompi-rootfs) cmd_kompi_rootfs ;;
   kompi-image) shift; cmd_kompi_image "$@" ;;
   examples) shift; cmd_examples "$@" ;;
-  up) cmd_up ;;
+  up) shift; cmd_up "$@" ;;
   restart-apiserver) cmd_restart_apiserver ;;
   check) cmd_check ;;
   status) cmd_status ;;
   down) cmd_down ;;
+  node) shift; cmd_node "$@" ;;
   _dns-sync) dns_sync ;;
-  *) sed -n '2,7s/^# \{0,1\}//p' "$SELF"; exit 2 ;;
+  _node-mounts) node_mounts "$2" ;;
+  *) sed -n '2,8s/^# \{0,1\}//p' "$SELF"; exit 2 ;;
 esac
