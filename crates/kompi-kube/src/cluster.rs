@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::client::Connection;
 use crate::error::KubeError;
+use crate::nodes;
 use crate::pods::{self, Place, Summary};
 use crate::progress::Progress;
 use crate::remote;
@@ -22,6 +23,8 @@ use crate::remote;
 #[derive(Serialize)]
 pub struct PodStatus {
     pub name: String,
+    /// The node it was scheduled to.
+    pub node: Option<String>,
     pub phase: String,
     pub ready: bool,
     pub restarts: i32,
@@ -102,14 +105,17 @@ pub async fn status(conn: &Connection, name: &ClusterName) -> Result<ClusterStat
     }
     let desired = desired.unwrap_or(0);
     let summary = Summary::of(name, desired, &pods);
+    // A pod on a lost node still shows the phase its kubelet last reported: the node is the news.
+    let node_problems = nodes::problems_under(conn, &pods).await?;
     let mut pod_status: Vec<PodStatus> = pods
         .iter()
         .map(|p| PodStatus {
             name: pods::name(p).to_string(),
+            node: nodes::of(p).map(str::to_string),
             phase: pods::phase(p).to_string(),
             ready: is_serving(p),
             restarts: pods::restarts(p),
-            problem: pods::stuck(p).map(|s| s.to_string()),
+            problem: nodes::of(p).and_then(|n| node_problems.get(n).cloned()).or_else(|| pods::stuck(p).map(|s| s.to_string())),
         })
         .collect();
     pod_status.sort_by_key(|p| (p.name != name.master_pod(), name.worker_ordinal(&p.name), p.name.clone()));

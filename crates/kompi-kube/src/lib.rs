@@ -6,6 +6,7 @@ pub mod apply;
 pub mod client;
 pub mod cluster;
 mod error;
+pub mod nodes;
 pub mod pods;
 pub mod progress;
 pub mod remote;

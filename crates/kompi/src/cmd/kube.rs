@@ -264,9 +264,10 @@ pub fn status(a: &StatusArgs) -> anyhow::Result<i32> {
             return Ok(0);
         }
         println!("cluster {} in namespace {}: {} (workers ready {}/{})", s.name, s.namespace, s.phase, s.workers_ready, s.workers_desired);
-        println!("{:<28} {:<10} {:<6} {:>8}  PROBLEM", "POD", "PHASE", "READY", "RESTARTS");
+        println!("{:<28} {:<16} {:<10} {:<6} {:>8}  PROBLEM", "POD", "NODE", "PHASE", "READY", "RESTARTS");
         for p in &s.pods {
-            println!("{:<28} {:<10} {:<6} {:>8}  {}", p.name, p.phase, if p.ready { "yes" } else { "no" }, p.restarts, p.problem.clone().unwrap_or_default());
+            let node = p.node.as_deref().unwrap_or("-");
+            println!("{:<28} {:<16} {:<10} {:<6} {:>8}  {}", p.name, node, p.phase, if p.ready { "yes" } else { "no" }, p.restarts, p.problem.clone().unwrap_or_default());
         }
         println!("hostfile ({} hosts):", s.hostfile.len());
         for line in &s.hostfile {
