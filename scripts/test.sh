@@ -3,8 +3,9 @@
 # and property tests of the pure core;
 # real sshd, Open MPI and network namespaces (kompi init, the local cluster); then, on the project's
 # own single-node Kubernetes (testbed/), the hostfile watcher against a real API server and the
-# end-to-end suite. Run as root on Debian bookworm. Slow setup is cached, so a warm run is quick: the
-# Kubernetes binaries and image root filesystems under ~/.cache/kompi, cargo's build directory under
+# end-to-end suite; last, with the testbed grown to three nodes, the node faults (e2e_nodes). Run as
+# root on Debian bookworm. Slow setup is cached, so a warm run is quick: the Kubernetes binaries and
+# image root filesystems under ~/.cache/kompi, cargo's build directory under
 # /var/cache/kompi (outside root's private home: tests run kompi as an unprivileged user too).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,11 +47,17 @@ step "running every test (the e2e suite included)"
 # unmet fails instead of being reported as ignored, so the run ends with 0 skipped or fails.
 export KOMPI_TESTS_REQUIRE_ALL=1
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --features kompi/e2e --no-fail-fast --test-threads 2 -E 'not binary(e2e_restart)'
+  cargo nextest run --workspace --features kompi/e2e --no-fail-fast --test-threads 2 -E 'not binary(e2e_restart) and not binary(e2e_nodes)'
   step "restarting the API server under a running cluster (alone: it disturbs every other test)"
   cargo nextest run -p kompi --features e2e --test e2e_restart
+  step "three nodes: node loss, a killed rank, sshd killed, a drain (one at a time: a fault hits every pod of its node)"
+  testbed/testbed.sh up --nodes 3
+  cargo nextest run -p kompi --features e2e --test e2e_nodes --no-capture   # one at a time, printing each fault's figures
 else
-  cargo test --workspace --features kompi/e2e --no-fail-fast -- --skip across_an_api_server_restart
+  node_tests=(a_cluster_spread a_node_stopped a_node_cut_off a_rank_killed sshd_killed a_drain_is_blocked)   # e2e_nodes' tests
+  cargo test --workspace --features kompi/e2e --no-fail-fast -- --skip across_an_api_server_restart "${node_tests[@]/#/--skip=}"
   cargo test -p kompi --features e2e --test e2e_restart
+  testbed/testbed.sh up --nodes 3
+  cargo test -p kompi --features e2e --test e2e_nodes -- --test-threads 1 --nocapture
 fi
 step "all tests passed"
