@@ -515,12 +515,13 @@ cmd_restart_apiserver() {
 #    pod subnet to its node, so every pod reaches every other pod, the API server (10.244.0.1:6443) and the cluster DNS;
 #  - a mount namespace (bound to $DIR/nodes/ns/node<i>) with its own /run, /var/lib/kubelet and /var/log: one node's
 #    containerd state, pod network namespaces, volumes and pod logs are not another's, and they vanish with it;
-#  - cgroup kt-node<i>: its daemons (containerd and its shims, kubelet, kube-proxy) in kt-node<i>/daemons of the
-#    hierarchies below, its containers in kt-node<i>/pods/ (the kubelet's --cgroup-root) of all. Freezing kt-node<i> stops
-#    the node, and its process list is the node's, so faults and removal reach exactly the node.
+#  - cgroup kt-node<i>/daemons of the hierarchies below: its daemons (containerd and its shims, kubelet, kube-proxy). Its
+#    containers are where containerd puts them when the kubelet (no QoS cgroups) names no parent, /k8s.io/<id>, found as the
+#    children of its shims (node_cgroups). Freezing these stops the node, and their processes are the node's, so faults and
+#    removal reach exactly the node.
 # Two blackhole routes on the host (10.243.0.0/24, 10.244.0.0/16) keep a cut node's traffic from leaving the machine.
 MAX_NODES=9 LINK_NET=10.243.0.0/24 LINK_HOST=10.243.0.1 POD_NET=10.244.0.0/16
-NODE_CONTROLLERS="freezer memory cpuacct"   # the hierarchies a node's daemons join (its containers are in all of them)
+NODE_CONTROLLERS="freezer memory cpuacct"   # the hierarchies a node's daemons join
 NODE_NS=$DIR/nodes/ns                       # a private mount holding the nodes' mount namespaces
 node_dir() { echo "$DIR/nodes/$1"; }
 node_sock() { if [ "$1" = node1 ]; then echo "$SOCK"; else echo "$DIR/nodes/$1/containerd.sock"; fi; }
@@ -537,9 +538,22 @@ nodes() { # node1 (if the testbed has a state dir), then every extra node, by nu
 extra_nodes() { nodes | { grep -vx node1 || true; }; }
 node_frozen() { [ "$1" != node1 ] && [ "$(cat "/sys/fs/cgroup/freezer/kt-$1/freezer.state" 2>/dev/null || echo THAWED)" != THAWED ]; }
 node_cut() { [ "$1" != node1 ] && [ -e "/sys/class/net/kt-$1" ] && (( ($(cat "/sys/class/net/kt-$1/flags") & 1) == 0 )); }  # IFF_UP
-node_pids() { # NODE: every process of the node, daemons and containers
-  find "/sys/fs/cgroup/freezer/kt-$1" -name cgroup.procs -exec cat {} + 2>/dev/null || true
+node_cgroups() { # NODE: its cgroups, as paths in the freezer hierarchy: kt-NODE, then each of its containers' (the cgroups of
+  # its shims' children that are not the node's own: runc and CNI plugins run in kt-NODE). Shims frozen or not.
+  local pid child
+  echo "kt-$1"
+  for pid in $(find "/sys/fs/cgroup/freezer/kt-$1" -name cgroup.procs -exec cat {} + 2>/dev/null); do
+    for child in $(cat /proc/"$pid"/task/*/children 2>/dev/null); do sed -n 's#^[0-9]*:freezer:/##p' "/proc/$child/cgroup" 2>/dev/null; done
+  done | { grep -v "^kt-$1\(/\|$\)" || true; } | sort -u
 }
+cgroup_pids() { # CGROUP...: the processes in these freezer cgroups and below
+  local c; for c in "$@"; do find "/sys/fs/cgroup/freezer/$c" -name cgroup.procs -exec cat {} + 2>/dev/null || true; done
+}
+set_freezer() { # FROZEN|THAWED CGROUP...
+  local state=$1 c; shift
+  for c in "$@"; do echo "$state" >"/sys/fs/cgroup/freezer/$c/freezer.state" 2>/dev/null || true; done
+}
+all_frozen() { local c; for c in "$@"; do grep -qx FROZEN "/sys/fs/cgroup/freezer/$c/freezer.state" || return 1; done; }
 start_in_node() { # NODE NAME CMD...: a daemon of an extra node, in its namespaces and its cgroup kt-NODE/daemons
   local node=$1 name=$1-$2 c; shift 2; log "starting $name"
   ( for c in $NODE_CONTROLLERS; do echo "$BASHPID" >"/sys/fs/cgroup/$c/kt-$node/daemons/cgroup.procs"; done
@@ -591,20 +605,25 @@ node_mounts() { # hidden subcommand, run in a node's new mount namespace: the co
 }
 kill_machine() { # NODE: every process of the node killed at once, containers included, its mount namespace (and with it
   # its mounts and pod network namespaces) and cgroups gone: a power cut. Its network and files stay.
-  local node=$1 pids n c
+  local node=$1 pids n c h cgroups frozen
+  frozen=$(node_dir "$node")/frozen
+  # all at once: the containers are found through the shims, which die with the rest
+  cgroups=$({ node_cgroups "$node"; cat "$frozen" 2>/dev/null || true; } | sort -u)
   for n in $(seq 50); do
-    pids=$(node_pids "$node"); [ -n "$pids" ] || break
-    if [ "$n" = 1 ]; then log "killing every process of $node ($(wc -w <<<"$pids"))"; fi
+    pids=$(cgroup_pids $cgroups); [ -n "$pids" ] || break
+    if [ "$n" = 1 ]; then log "killing every process of $node ($(wc -w <<<"$pids"), in $(wc -w <<<"$cgroups") cgroups)"; fi
     kill -KILL $pids 2>/dev/null || true
-    echo THAWED >"/sys/fs/cgroup/freezer/kt-$node/freezer.state" || true   # a frozen process dies only once thawed
+    set_freezer THAWED $cgroups   # a frozen process dies only once thawed
     sleep 0.2
   done
-  [ -z "$(node_pids "$node")" ] || die "processes of $node survived SIGKILL: $(node_pids "$node" | xargs)"
-  rm -f "$DIR/pids/$node-"*
+  [ -z "$(cgroup_pids $cgroups)" ] || die "processes of $node survived SIGKILL: $(cgroup_pids $cgroups | xargs)"
+  rm -f "$DIR/pids/$node-"* "$frozen"
   if grep -q " $NODE_NS/$node " /proc/self/mountinfo; then umount "$NODE_NS/$node"; fi
   rm -f "$NODE_NS/$node"
-  for c in /sys/fs/cgroup/*/kt-"$node"; do
-    if [ -d "$c" ]; then find "$c" -depth -type d -exec rmdir {} + 2>/dev/null || true; fi
+  for c in $cgroups; do
+    for h in /sys/fs/cgroup/*/"$c"; do
+      if [ -d "$h" ]; then find "$h" -depth -type d -exec rmdir {} + 2>/dev/null || true; fi
+    done
   done
 }
 remove_node() { # NODE: its pods (gracefully if it is healthy), its processes, its Node object, network and files
@@ -641,14 +660,15 @@ boot_node() { # NODE: containerd, kubelet and kube-proxy on a fresh machine; unt
   wait_for "node $1 Ready" 120 node_ready "$1"
 }
 set_node_count() { # N: on a running cluster, adds node2..nodeN that are missing and removes the nodes above N
-  local want=$1 node i pids=()
+  local want=$1 node i pids=() added=()
   for node in $(extra_nodes); do if [ "${node#node}" -gt "$want" ]; then remove_node "$node"; fi; done
   for ((i = 2; i <= want; i++)); do
     if [ ! -d "$(node_dir "node$i")" ]; then
       create_node "node$i"; start_containerd "node$i"; import_all "node$i" & pids+=($!)
-      start_kubelet "node$i"; start_kube_proxy "node$i"
+      start_kubelet "node$i"; added+=("node$i")
     fi
   done
+  for node in "${added[@]}"; do start_kube_proxy "$node"; done   # each waits for its node to register
   for node in $(nodes); do wait_for "node $node Ready" 120 node_ready "$node"; done
   for i in "${pids[@]}"; do wait "$i" || die "image import failed (logs: $DIR/logs/import-*.log)"; done
 }
@@ -661,12 +681,14 @@ cmd_node() { # stop|kill|start|restart|cut|connect NODE
   [[ $node =~ ^node[0-9]+$ ]] && [ -d "$(node_dir "$node")" ] || die "no node $node (nodes: $(nodes | xargs))"
   case $action in
     stop)  # everything of the node stops where it is, its containers too: it answers nothing, yet holds its state
-      echo FROZEN >"/sys/fs/cgroup/freezer/kt-$node/freezer.state"
-      wait_for "$node frozen" 30 grep -qx FROZEN "/sys/fs/cgroup/freezer/kt-$node/freezer.state"
-      log "$node stopped: kubelet, containerd, kube-proxy and its containers frozen ('$0 node start $node' thaws them)" ;;
+      local cgroups; cgroups=$(node_cgroups "$node"); echo "$cgroups" >"$(node_dir "$node")/frozen"
+      set_freezer FROZEN $cgroups
+      wait_for "$node frozen" 30 all_frozen $cgroups
+      log "$node stopped: kubelet, containerd, kube-proxy and its $(($(wc -w <<<"$cgroups") - 1)) containers frozen ('$0 node start $node' thaws them)" ;;
     kill) kill_machine "$node"; log "$node killed: its processes and containers are gone ('$0 node start $node' boots it)" ;;
     start)
-      if node_frozen "$node"; then echo THAWED >"/sys/fs/cgroup/freezer/kt-$node/freezer.state"; log "$node thawed"
+      if node_frozen "$node"; then
+        set_freezer THAWED $(cat "$(node_dir "$node")/frozen" 2>/dev/null) "kt-$node"; rm -f "$(node_dir "$node")/frozen"; log "$node thawed"
       elif alive "$node-kubelet"; then log "$node is running"
       else new_machine "$node"; boot_node "$node"; log "$node booted in $((SECONDS - t0)) s"; fi ;;
     restart) kill_machine "$node"; new_machine "$node"; boot_node "$node"; log "$node restarted in $((SECONDS - t0)) s" ;;
@@ -724,9 +746,9 @@ start_containerd() { # NODE: and the pause image in it (the rest is imported by 
 }
 start_kubelet() { # NODE
   local node=$1 kubeconfig=$KUBECONFIG extra=()
-  # extra nodes reach the API server at the bridge address (their 127.0.0.1 is their own); their pods go to cgroup kt-NODE
+  # extra nodes reach the API server at the bridge address (their 127.0.0.1 is their own)
   if [ "$node" != node1 ]; then kubeconfig=$DIR/node.kubeconfig
-    extra=(--cgroup-root="/kt-$node/pods" --volume-plugin-dir="$(node_dir "$node")/kubelet-plugins")
+    extra=(--volume-plugin-dir="$(node_dir "$node")/kubelet-plugins")
   else extra=(--volume-plugin-dir="$DIR/kubelet-plugins"); fi
   # no --node-ip=127.0.0.1: kubelet rejects loopback node IPs and exec/logs then fail ("no preferred addresses"); the
   # node IP is the address of the default route's interface (an extra node's link)
@@ -999,9 +1021,9 @@ EOF
   log "check passed in $((SECONDS - t0)) s (pods deleted; namespace $ns is being removed in the background)"
 }
 
-cgroup_rss() { # CGROUP (of the memory hierarchy): resident memory of its processes, in MiB (page cache not counted)
-  awk '$1 == "total_rss" { printf "%d", $2 / 1048576; found = 1 } END { if (!found) printf "-" }' \
-    "/sys/fs/cgroup/memory/$1/memory.stat" 2>/dev/null || echo -
+cgroup_rss() { # CGROUP...: resident memory of their processes (memory hierarchy), in MiB (page cache not counted)
+  local c; for c in "$@"; do cat "/sys/fs/cgroup/memory/$c/memory.stat" 2>/dev/null || true; done |
+    awk '$1 == "total_rss" { sum += $2 } END { printf "%d", sum / 1048576 }'
 }
 cmd_status() {
   local n pid st rss total=0 node state ready ip
@@ -1019,7 +1041,7 @@ cmd_status() {
       ip=$(kubectl get node node1 -o 'jsonpath={.status.addresses[?(@.type=="InternalIP")].address}' 2>/dev/null) || ip=-
       state=running; alive kubelet || state=down; rss=-
     else
-      ip=$(node_ip "$node") rss="$(cgroup_rss "kt-$node/daemons") + $(cgroup_rss "kt-$node/pods")"
+      ip=$(node_ip "$node") rss="$(cgroup_rss "kt-$node/daemons") + $(cgroup_rss $(node_cgroups "$node" | tail -n +2))"
       if node_frozen "$node"; then state=stopped; elif ! alive "$node-kubelet"; then state=down
       elif node_cut "$node"; then state=cut; else state=running; fi
     fi
