@@ -655,7 +655,8 @@ remove_node_host_state() { # once no extra node is left: the blackhole routes an
   if grep -q " $NODE_NS " /proc/self/mountinfo; then umount "$NODE_NS"; fi
   rm -rf "$DIR/nodes"
 }
-boot_node() { # NODE: containerd, kubelet and kube-proxy on a fresh machine; until the node is Ready
+boot_node() { # NODE: containerd, kubelet and kube-proxy on a fresh machine; until the node is Ready (right after a
+  # kill its old Ready still shows for the grace period: then this returns before the new kubelet has reported)
   start_containerd "$1"; start_kubelet "$1"; start_kube_proxy "$1"
   wait_for "node $1 Ready" 120 node_ready "$1"
 }
