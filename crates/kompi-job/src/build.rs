@@ -387,6 +387,15 @@ spec:
     }
 
     #[test]
+    fn pods_of_kompis_own_image_run_its_kompi_without_an_init_container() {
+        let job = job_from_yaml(&JOB.replace("image: example/mpi", "image: kompi/runtime:0.1.0"));
+        for spec in [worker_pod(&job, 0, &settings()).unwrap().spec.unwrap(), launcher_pod(&job, &settings(), 0).spec.unwrap()] {
+            assert_eq!(spec.containers[0].command.as_deref(), Some(&["/usr/local/bin/kompi".to_string()][..]));
+            assert!(spec.init_containers.is_none());
+        }
+    }
+
+    #[test]
     fn a_worker_command_that_is_not_sshd_is_kept() {
         let job = job_from_yaml(&JOB.replace("[/usr/sbin/sshd, -De, -f, /home/mpiuser/.sshd_config]", "[/start.sh]"));
         let spec = worker_pod(&job, 0, &settings()).unwrap().spec.unwrap();

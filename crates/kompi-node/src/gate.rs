@@ -15,7 +15,12 @@ use tracing::info;
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 const PROBES_AT_ONCE: usize = 16;
-const ROUND_PAUSE: Duration = Duration::from_millis(500);
+/// The pause between rounds: short while few workers are probed (the command starts soon after the last
+/// one answers), longer as they grow, so probes stay near 80 a second (each is a name lookup and a TCP
+/// connection); never longer than [`MAX_ROUND_PAUSE`].
+const PAUSE_PER_WORKER: Duration = Duration::from_micros(12_500);
+const MIN_ROUND_PAUSE: Duration = Duration::from_millis(100);
+const MAX_ROUND_PAUSE: Duration = Duration::from_secs(2);
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
 /// What a TCP connect to a worker's ssh port found.
@@ -129,7 +134,7 @@ impl Gate<'_> {
                 last_report = Instant::now();
                 info!(waited_s = waited.as_secs(), "still waiting: {}", progress.describe(self.port));
             }
-            tokio::time::sleep(ROUND_PAUSE.min(self.timeout - waited)).await;
+            tokio::time::sleep(round_pause(progress.listed).min(self.timeout - waited)).await;
         }
     }
 
@@ -139,6 +144,10 @@ impl Gate<'_> {
         let workers = listed_workers(&text, self.cluster);
         Progress::new(self.cluster, self.workers, probe_all(workers, self.port).await)
     }
+}
+
+fn round_pause(workers: usize) -> Duration {
+    PAUSE_PER_WORKER.saturating_mul(u32::try_from(workers).unwrap_or(u32::MAX)).clamp(MIN_ROUND_PAUSE, MAX_ROUND_PAUSE)
 }
 
 /// Probes every host, a bounded number at a time (a thousand name lookups at once would each take a thread).
@@ -172,6 +181,12 @@ mod tests {
 
     fn cluster() -> ClusterName {
         ClusterName::new("c").unwrap()
+    }
+
+    #[test]
+    fn rounds_slow_down_as_workers_grow_keeping_probes_near_80_a_second() {
+        let pauses: Vec<u128> = [0, 1, 8, 40, 160, 10_000].map(|w| round_pause(w).as_millis()).into();
+        assert_eq!(pauses, [100, 100, 100, 500, 2000, 2000]);
     }
 
     #[test]

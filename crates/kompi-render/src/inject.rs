@@ -3,7 +3,7 @@
 //! read-only and run kompi from. The init container needs no privilege and no API access.
 
 use k8s_openapi::api::core::v1::{Capabilities, Container, PodSpec, SecurityContext};
-use kompi_spec::contract::{INJECT_DIR, INJECTED_KOMPI_BIN, KOMPI_BIN};
+use kompi_spec::contract::{INJECT_DIR, INJECTED_KOMPI_BIN, KOMPI_BIN, needs_injection};
 use kompi_spec::{ClusterSpec, Image, KompiSource, PodOptions};
 
 use crate::pod::{empty_dir, mount};
@@ -26,8 +26,13 @@ pub fn inject_args() -> Vec<String> {
 /// Adds the volume and the init container (first, so that later init containers may use kompi too) and
 /// mounts the volume into each named container. `run_as_user` is the uid the pod's MPI container runs as,
 /// when known: the init container runs as the same user, which `runAsNonRoot` pods require. Returns
-/// where those containers find kompi.
+/// where those containers find kompi. Containers that all run kompi's image already have it: nothing is
+/// added for them.
 pub fn inject(pod: &mut PodSpec, injection: &Injection, containers: &[&str], run_as_user: Option<i64>) -> &'static str {
+    let named = || pod.containers.iter().filter(|c| containers.contains(&c.name.as_str()));
+    if named().all(|c| !needs_injection(c.image.as_deref().unwrap_or_default(), &injection.image)) {
+        return KOMPI_BIN;
+    }
     pod.volumes.get_or_insert_with(Vec::new).push(empty_dir(INJECT_VOLUME));
     let init = Container {
         name: INJECT_CONTAINER.into(),
@@ -105,6 +110,27 @@ mod tests {
         assert_eq!((mpi[0].name.as_str(), mpi[0].read_only), ("kompi-bin", Some(true)));
         assert!(spec.containers[1].volume_mounts.is_none(), "only the named containers mount kompi");
         assert!(spec.volumes.as_ref().unwrap().iter().any(|v| v.name == "kompi-bin" && v.empty_dir.is_some()));
+    }
+
+    #[test]
+    fn containers_of_kompis_own_image_run_its_kompi_and_get_nothing_injected() {
+        let injection = Injection { image: "kompi/runtime:0.1.0".into(), pull_policy: "IfNotPresent".into() };
+        let mut spec = pod();
+        spec.containers[0].image = Some("kompi/runtime:0.1.0".into());
+        let untouched = spec.clone();
+        assert_eq!(inject(&mut spec, &injection, &["mpi"], None), "/usr/local/bin/kompi");
+        assert_eq!(spec, untouched);
+        spec.containers[1].image = Some("mpioperator/openmpi:0.5.0".into());
+        assert_eq!(inject(&mut spec, &injection, &["mpi", "other"], None), "/kompi/kompi", "one container without kompi: injected");
+    }
+
+    #[test]
+    fn a_cluster_of_kompis_own_image_has_nothing_injected() {
+        let spec = crate::testing::spec("");
+        assert!(!spec.kompi.inject, "the default MPI image is kompi's own");
+        let master = crate::master::master_pod(&spec).spec.unwrap();
+        assert!(master.init_containers.unwrap_or_default().iter().all(|c| c.name != INJECT_CONTAINER));
+        assert_eq!(cluster_kompi_bin(&spec), "/usr/local/bin/kompi");
     }
 
     fn mpi_and_sidecar(pod: &PodSpec) -> (&Container, Option<&Container>) {

@@ -62,7 +62,7 @@ mod tests {
         assert_eq!(pod.automount_service_account_token, Some(false));
         assert!(pod.service_account_name.is_none());
         let c = &pod.containers[0];
-        assert_eq!(c.command.as_deref(), Some(&["/kompi/kompi".to_string()][..]), "kompi is injected by default");
+        assert_eq!(c.command.as_deref(), Some(&["/usr/local/bin/kompi".to_string()][..]), "the default image is kompi's own: nothing injected");
         assert_eq!(c.args.as_ref().unwrap()[..2], ["init".to_string(), "--role=worker".to_string()]);
         assert!(c.readiness_probe.as_ref().unwrap().tcp_socket.is_some());
         assert!(!c.volume_mounts.as_ref().unwrap().iter().any(|m| m.mount_path.contains("serviceaccount")));

@@ -12,6 +12,7 @@ use crate::cluster::{
 };
 use crate::contract::{
     DEFAULT_SSH_PORT, HANDSHAKE_DIR, HOSTFILE_DIR, RESERVED_VOLUME_PREFIX, SSH_KEY_DIR, SYNC_SECRET_SUFFIX, SYNC_VOLUME_PREFIX,
+    needs_injection,
 };
 use crate::error::{Problem, SpecError};
 use crate::k8s::GPU_RESOURCE;
@@ -209,12 +210,12 @@ impl Builder<'_> {
         }
         let pods = [(&at.mpi_master.security_context, &master.pod), (&at.mpi_workers.security_context, &workers.pod)];
         self.check_git_sync_root(&pods, &app_codes, &at.app_codes_to_sync, restricted);
+        let mpi_image = image(v.image.repository, v.image.tag, v.image.pull_policy);
+        let kompi_image = image(v.kompi_image.repository, v.kompi_image.tag, v.kompi_image.pull_policy);
+        let inject = v.kompi_image.inject && needs_injection(&mpi_image.reference, &kompi_image.reference);
         ClusterSpec {
-            image: image(v.image.repository, v.image.tag, v.image.pull_policy),
-            kompi: KompiSource {
-                image: image(v.kompi_image.repository, v.kompi_image.tag, v.kompi_image.pull_policy),
-                inject: v.kompi_image.inject,
-            },
+            image: mpi_image,
+            kompi: KompiSource { image: kompi_image, inject },
             pull_secrets: v.image.pull_secrets.unwrap_or_default(),
             git_sync_image: image(v.git_sync_image.repository, v.git_sync_image.tag, v.git_sync_image.pull_policy),
             mpi: v.mpi.implementation,

@@ -59,3 +59,9 @@ pub fn worker_selector(cluster: &str) -> String {
 pub const INJECT_DIR: &str = "/kompi";
 /// kompi's binary there.
 pub const INJECTED_KOMPI_BIN: &str = "/kompi/kompi";
+
+/// Whether a container of `image` needs kompi injected from `kompi_image`: not when it is that very image,
+/// which has kompi at [`KOMPI_BIN`] (an init container copying it would only cost the pod a container start).
+pub fn needs_injection(image: &str, kompi_image: &str) -> bool {
+    image != kompi_image
+}

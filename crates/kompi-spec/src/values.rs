@@ -92,7 +92,7 @@ section! {
         tag: AnyText = "tag",
         /// kompi: its imagePullPolicy
         pull_policy: PullPolicy = "pullPolicy",
-        /// kompi: an init container copies kompi from this image into the MPI pods, which run it from there (false: `image` has kompi at /usr/local/bin/kompi)
+        /// kompi: an init container copies kompi from this image into the MPI pods, which run it from there (false, or `image` is this image: `image` has kompi at /usr/local/bin/kompi)
         inject: bool = "inject",
     }
 }
