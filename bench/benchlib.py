@@ -546,6 +546,49 @@ def testbed_kube() -> Kube | None:
     return kube
 
 
+# --- kompi's MPIJob operator on the testbed ---------------------------------------------------------
+
+OPERATOR_NS = "kompi-system"
+OPERATOR_USER = f"system:serviceaccount:{OPERATOR_NS}:kompi-operator"
+AUDIT_LOG = "/tmp/kompi-testbed/audit.log"
+
+
+def ensure_operator(kube: Kube) -> None:
+    """Installs the operator with `kompi operator install` unless it runs."""
+    deploy = kube.get_opt(f"/apis/apps/v1/namespaces/{OPERATOR_NS}/deployments/kompi-operator")
+    if deploy and (deploy.get("status") or {}).get("availableReplicas"):
+        return
+    log("installing the operator (kompi operator install)")
+    run([kompi_bin(), "operator", "install", "--kubeconfig", kube.kubeconfig, "--timeout", "180s"], timeout=240)
+
+
+def operator_rss_kib(kube: Kube) -> int | None:
+    """VmRSS of the operator's PID 1 (of one of its pods), or None."""
+    out = run(["kubectl", "--kubeconfig", kube.kubeconfig, "-n", OPERATOR_NS, "exec", "deploy/kompi-operator", "--",
+               "cat", "/proc/1/status"], check=False).stdout
+    for line in out.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return None
+
+
+def audited_requests(lines, user: str = OPERATOR_USER) -> dict[str, int]:
+    """Requests per verb made by `user`, from API-server audit log lines (JSON, one event each: a
+    request's ResponseStarted and ResponseComplete events share its auditID, so it counts once)."""
+    seen: set[str] = set()
+    verbs: dict[str, int] = {}
+    for line in lines:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue  # a line cut by rotation
+        if (event.get("user") or {}).get("username") != user or event.get("auditID") in seen:
+            continue
+        seen.add(event.get("auditID"))
+        verbs[event.get("verb", "?")] = verbs.get(event.get("verb", "?"), 0) + 1
+    return verbs
+
+
 def pod_ready(pod: dict) -> bool:
     conds = (pod.get("status") or {}).get("conditions") or []
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds)

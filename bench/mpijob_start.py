@@ -47,13 +47,12 @@ import threading
 import time
 from pathlib import Path
 
-from benchlib import (ApiError, Kube, header, kompi_bin, loadavg, log, main_guard, median, p99, pod_ready, ratio, run, sec, table,
-                      testbed_kube)
+from benchlib import (ApiError, Kube, ensure_operator, header, loadavg, log, main_guard, median, operator_rss_kib, p99, pod_ready,
+                      ratio, run, sec, table, testbed_kube)
 
 IMAGE = "kompi/runtime:0.1.0"
 FLOWS = ["kompi", "plain", "mpi-operator-atstartup", "mpi-operator-wait"]
 MPIJOBS = "/apis/kubeflow.org/v2beta1/namespaces/{ns}/mpijobs"
-OPERATOR_NS = "kompi-system"
 
 
 def secs(x: float | None) -> str:
@@ -247,16 +246,8 @@ class Bench:
 
     # --- 50 jobs --------------------------------------------------------------------------------------
 
-    def operator_rss_kib(self) -> int | None:
-        out = run(["kubectl", "--kubeconfig", self.kube.kubeconfig, "-n", OPERATOR_NS, "exec", "deploy/kompi-operator", "--",
-                   "cat", "/proc/1/status"], check=False).stdout
-        for line in out.splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        return None
-
     def fifty(self, count: int, timeout: float) -> dict:
-        rss_before = self.operator_rss_kib()
+        rss_before = operator_rss_kib(self.kube)
         created: dict[str, float] = {}
         seen: dict[str, float] = {}
         done = threading.Event()
@@ -289,7 +280,7 @@ class Bench:
         watcher.join()
         last = max(seen.values()) - t0 if seen else None
         latencies = [seen[n] - created[n] for n in seen]
-        rss_after = self.operator_rss_kib()
+        rss_after = operator_rss_kib(self.kube)
         self.teardown()
         return {"count": count, "reconciled": len(seen), "submitted": submitted, "last": last,
                 "p50": median(latencies) if latencies else None, "p99": p99(latencies) if latencies else None,
@@ -298,14 +289,6 @@ class Bench:
 
 # The kompi image carries no host keys (each container makes its own); mpi-operator's images have them.
 HOST_KEY = "ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key && "
-
-
-def ensure_operator(kube: Kube) -> None:
-    deploy = kube.get_opt(f"/apis/apps/v1/namespaces/{OPERATOR_NS}/deployments/kompi-operator")
-    if deploy and (deploy.get("status") or {}).get("availableReplicas"):
-        return
-    log("installing the operator (kompi operator install)")
-    run([kompi_bin(), "operator", "install", "--kubeconfig", kube.kubeconfig, "--timeout", "180s"], timeout=240)
 
 
 def main() -> int:

@@ -285,3 +285,23 @@ class SignalTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class AuditedRequestsTest(unittest.TestCase):
+    def event(self, audit_id, verb, user=benchlib.OPERATOR_USER, stage="ResponseComplete"):
+        return json.dumps({"kind": "Event", "auditID": audit_id, "stage": stage, "verb": verb, "user": {"username": user}})
+
+    def test_counts_each_request_of_the_user_once_by_verb(self):
+        lines = [
+            self.event("a", "watch", stage="ResponseStarted"),
+            self.event("a", "watch"),  # the same watch, ended
+            self.event("b", "create"),
+            self.event("c", "patch"),
+            self.event("d", "patch"),
+            self.event("e", "get", user="system:serviceaccount:kompi-system:other"),
+            '{"kind": "Event", "auditID": "f", "ver',  # cut by rotation
+        ]
+        self.assertEqual(benchlib.audited_requests(lines), {"watch": 1, "create": 1, "patch": 2})
+
+    def test_nothing_counted_without_the_users_events(self):
+        self.assertEqual(benchlib.audited_requests([self.event("a", "get", user="admin")]), {})
