@@ -47,6 +47,9 @@ pub struct Settings {
     pub ssh_port: u16,
     /// How long the launcher waits for every worker to answer, unless the job's annotation says otherwise.
     pub workers_timeout_seconds: u32,
+    /// `kompi init`'s exit status when the workers never all answered (the command never ran): the
+    /// command line's table of statuses hands it over.
+    pub workers_timeout_exit: i32,
 }
 
 /// The controller reference every object of the job carries: deleting the MPIJob deletes them all.

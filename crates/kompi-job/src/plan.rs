@@ -34,7 +34,7 @@ pub struct Plan {
 }
 
 pub fn plan(job: &Job, current: &JobStatus, pods: &[&Pod], settings: &Settings, now: &Time) -> Plan {
-    let (status, events) = status::next(job, current, &Observed::sort(&job.names, pods.iter().copied()), now);
+    let (status, events) = status::next(job, current, &Observed::sort(&job.names, pods.iter().copied()), settings.workers_timeout_exit, now);
     let mut plan = Plan { status, events, ..Default::default() };
     // Sorted again under the new status: a restart decided just now makes the failed run's pods leave.
     let observed = Observed::sort(&job.names, pods.iter().copied()).without_leaving(&plan.status);

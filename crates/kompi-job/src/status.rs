@@ -45,10 +45,6 @@ pub mod reason {
     pub const DEADLINE_EXCEEDED: &str = "DeadlineExceeded";
 }
 
-/// `kompi init`'s exit status when the workers never all answered (the command never ran); its
-/// termination message then names them.
-pub const WORKERS_TIMEOUT_EXIT: i32 = 124;
-
 /// One event to record on the MPIJob.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transition {
@@ -171,7 +167,9 @@ pub fn failed(current: &JobStatus, why: &str, message: &str, now: &Time) -> (Job
 
 /// The next status of a valid job, and the events for what changed. `observed` holds every pod of the
 /// job (the earlier run's are set apart here).
-pub fn next(job: &Job, current: &JobStatus, observed: &Observed, now: &Time) -> (JobStatus, Vec<Transition>) {
+/// `workers_timeout_exit`: `kompi init`'s exit status when the workers never all answered; its
+/// termination message then names them.
+pub fn next(job: &Job, current: &JobStatus, observed: &Observed, workers_timeout_exit: i32, now: &Time) -> (JobStatus, Vec<Transition>) {
     let mut status = current.clone();
     let mut events = Vec::new();
     let id = format!("{}/{}", job.names.namespace, job.names.name);
@@ -220,7 +218,7 @@ pub fn next(job: &Job, current: &JobStatus, observed: &Observed, now: &Time) -> 
         status.completion_time = Some(now.clone());
         return (status, events);
     }
-    if let Some((why, message)) = failure(job, &status, observed) {
+    if let Some((why, message)) = failure(job, &status, observed, workers_timeout_exit) {
         let restarts = restart_count(&status);
         let launchers = matches!(why, reason::LAUNCHER_FAILED | reason::LAUNCHER_DELETED | reason::WORKERS_UNREACHABLE);
         let restartable = launchers || job.restarts_on_worker_failure();
@@ -251,12 +249,12 @@ pub fn next(job: &Job, current: &JobStatus, observed: &Observed, now: &Time) -> 
 }
 
 /// Why the job failed, if it did: the launcher's end, or a worker gone while the run needs it.
-fn failure(job: &Job, status: &JobStatus, observed: &Observed) -> Option<(&'static str, String)> {
+fn failure(job: &Job, status: &JobStatus, observed: &Observed, workers_timeout_exit: i32) -> Option<(&'static str, String)> {
     let launcher_name = job.names.launcher();
     match observed.launcher {
         Some(pod) if phase(pod) == "Failed" => {
             let end = pod_end(pod);
-            let why = if end.exit_code == Some(WORKERS_TIMEOUT_EXIT) && end.from_kompi() {
+            let why = if end.exit_code == Some(workers_timeout_exit) && end.from_kompi() {
                 reason::WORKERS_UNREACHABLE
             } else {
                 reason::LAUNCHER_FAILED

@@ -17,5 +17,6 @@ pub fn settings() -> Settings {
         injection: Injection { image: "kompi/runtime:0.1.0".into(), pull_policy: "IfNotPresent".into() },
         ssh_port: 2022,
         workers_timeout_seconds: 600,
+        workers_timeout_exit: 124,
     }
 }

@@ -40,6 +40,7 @@ fn settings() -> Settings {
         injection: Injection { image: "kompi/runtime:0.1.0".into(), pull_policy: "IfNotPresent".into() },
         ssh_port: 2022,
         workers_timeout_seconds: 600,
+        workers_timeout_exit: 124,
     }
 }
 
@@ -169,7 +170,7 @@ fn a_failing_launcher_fails_the_job_with_its_exit_code() {
 fn workers_that_never_answer_are_named() {
     let j = job(JOB);
     let message = "the workers were not ready after 30s, so the command never ran: the hostfile lists 3 of 3 workers; not answering on port 2022: pi-worker-2.pi.hpc.svc (connection refused)";
-    let launcher = ended(pod("pi-launcher", "Failed", false), status::WORKERS_TIMEOUT_EXIT, "Error", message);
+    let launcher = ended(pod("pi-launcher", "Failed", false), settings().workers_timeout_exit, "Error", message);
     let p = run(&j, &JobStatus::default(), &with(workers("Running", true), launcher), 0);
     let failed = p.status.condition(FAILED).unwrap();
     assert_eq!(failed.reason.as_deref(), Some(reason::WORKERS_UNREACHABLE));

@@ -173,6 +173,7 @@ fn run_operator(a: &RunArgs) -> anyhow::Result<i32> {
             injection: Injection { image: a.runtime_image.clone(), pull_policy: a.runtime_pull_policy.clone() },
             ssh_port: DEFAULT_SSH_PORT,
             workers_timeout_seconds: a.workers_timeout,
+            workers_timeout_exit: crate::exit::status(kompi_spec::ErrorKind::WorkersNotReady),
         },
         probe_port: a.probe_port,
     };
