@@ -33,6 +33,7 @@ use crate::contract::{
     SSH_PRIVATE_KEY, SSH_PUBLIC_KEY,
 };
 use crate::env::launcher_env;
+use crate::gang::{GangScheduler, join_group};
 use crate::job::{Job, Replica};
 
 const KEY_VOLUME: &str = "kompi-ssh-key";
@@ -50,6 +51,8 @@ pub struct Settings {
     /// `kompi init`'s exit status when the workers never all answered (the command never ran): the
     /// command line's table of statuses hands it over.
     pub workers_timeout_exit: i32,
+    /// The gang scheduler whose PodGroup every job gets (`--gang-scheduling`); none by default.
+    pub gang: Option<GangScheduler>,
 }
 
 /// The controller reference every object of the job carries: deleting the MPIJob deletes them all.
@@ -144,7 +147,7 @@ pub fn discover_hosts(job: &Job, running_workers: &[u32]) -> String {
 pub fn worker_pod(job: &Job, index: u32, settings: &Settings) -> Option<Pod> {
     let replica = job.worker.as_ref()?;
     let name = job.names.worker(index);
-    let mut pod = base_pod(job, replica, &name, ROLE_WORKER);
+    let mut pod = base_pod(job, replica, &name, ROLE_WORKER, settings);
     pod.metadata.labels.get_or_insert_with(BTreeMap::new).insert(LABEL_REPLICA_INDEX.into(), index.to_string());
     let spec = pod.spec.as_mut()?;
     spec.restart_policy = Some(replica.restart_policy.as_str().into());
@@ -181,7 +184,7 @@ pub fn worker_pod(job: &Job, index: u32, settings: &Settings) -> Option<Pod> {
 /// `restartPolicy: Never` leaves every decision, and the status, to this operator alone.
 pub fn launcher_pod(job: &Job, settings: &Settings, restart_count: u32) -> Pod {
     let replica = &job.launcher;
-    let mut pod = base_pod(job, replica, &job.names.launcher(), ROLE_LAUNCHER);
+    let mut pod = base_pod(job, replica, &job.names.launcher(), ROLE_LAUNCHER, settings);
     pod.metadata.annotations.get_or_insert_with(BTreeMap::new).insert(RESTART_ANNOTATION.into(), restart_count.to_string());
     let spec = pod.spec.as_mut().expect("base_pod sets a spec");
     spec.restart_policy = Some("Never".into());
@@ -228,8 +231,8 @@ pub fn launcher_pod(job: &Job, settings: &Settings, restart_count: u32) -> Pod {
 }
 
 /// The template made into a named pod of the job: labels, host name in the job's Service, the key, no
-/// API token by default.
-fn base_pod(job: &Job, replica: &Replica, name: &str, role: &str) -> Pod {
+/// API token by default; in the job's PodGroup when the operator gang-schedules.
+fn base_pod(job: &Job, replica: &Replica, name: &str, role: &str, settings: &Settings) -> Pod {
     let template = replica.template.clone();
     let template_meta = template.metadata.unwrap_or_default();
     let mut labels = template_meta.labels.unwrap_or_default();
@@ -269,11 +272,15 @@ fn base_pod(job: &Job, replica: &Replica, name: &str, role: &str) -> Pod {
         read_only: Some(true),
         ..Default::default()
     });
-    Pod {
+    let mut pod = Pod {
         metadata: ObjectMeta { annotations: template_meta.annotations, ..meta(job, name.into(), labels) },
         spec: Some(spec),
         ..Default::default()
+    };
+    if let Some(gang) = &settings.gang {
+        join_group(&mut pod, job, gang);
     }
+    pod
 }
 
 /// Injects kompi for the first container; returns where it finds kompi.

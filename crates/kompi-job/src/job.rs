@@ -5,6 +5,8 @@
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use kompi_spec::MpiImplementation;
 
+use crate::gang::SchedulingPolicy;
+
 /// The names of everything one job makes, as mpi-operator names them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JobNames {
@@ -99,8 +101,6 @@ pub struct RunPolicy {
     pub active_deadline_seconds: Option<u64>,
     /// How long a finished job (and everything it made) is kept before the operator deletes it.
     pub ttl_seconds_after_finished: Option<u64>,
-    /// Set fields that this version accepts but does not enforce yet (named in a warning event).
-    pub not_enforced: Vec<&'static str>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -118,6 +118,8 @@ pub struct Job {
     /// Absent when the job has no Worker replica spec (a launcher that runs alone).
     pub worker: Option<Replica>,
     pub run_policy: RunPolicy,
+    /// `runPolicy.schedulingPolicy`: the PodGroup's settings when the operator gang-schedules.
+    pub scheduling: SchedulingPolicy,
     /// How long the launcher waits for every worker to answer on ssh, from the job's annotation.
     pub workers_timeout_seconds: Option<u32>,
 }

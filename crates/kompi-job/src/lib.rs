@@ -10,10 +10,12 @@ pub mod build;
 pub mod contract;
 pub mod crd;
 pub mod env;
+pub mod gang;
 pub mod job;
 pub mod managed;
 pub mod manifests;
 pub mod plan;
+pub mod quantity;
 pub mod status;
 #[cfg(test)]
 mod testing;

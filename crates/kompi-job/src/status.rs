@@ -175,13 +175,6 @@ pub fn next(job: &Job, current: &JobStatus, observed: &Observed, workers_timeout
     let id = format!("{}/{}", job.names.namespace, job.names.name);
     if status.conditions.is_empty() {
         set(&mut status, CREATED, true, reason::CREATED, &format!("MPIJob {id} is created."), now, &mut events);
-        for field in &job.run_policy.not_enforced {
-            events.push(Transition {
-                warning: true,
-                reason: reason::NOT_ENFORCED.into(),
-                message: format!("{field} is accepted but not enforced by this version of kompi"),
-            });
-        }
     }
     status.replica_statuses = replica_statuses(job, current, observed);
     if is_finished(&status) {

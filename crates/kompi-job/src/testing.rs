@@ -18,5 +18,6 @@ pub fn settings() -> Settings {
         ssh_port: 2022,
         workers_timeout_seconds: 600,
         workers_timeout_exit: 124,
+        gang: None,
     }
 }

@@ -7,6 +7,7 @@ use kompi_spec::{MAX_CLUSTER_NAME, MpiImplementation, dns1035_label, dns1123_lab
 
 use crate::api::{LAUNCHER, MPIJob, ReplicaSpec, WORKER};
 use crate::contract::WORKERS_TIMEOUT_ANNOTATION;
+use crate::gang::validate_policy;
 use crate::job::{CleanPodPolicy, Job, JobNames, LauncherCreation, Replica, RestartPolicy, RunPolicy};
 
 /// mpi-operator's default for `sshAuthMountPath`.
@@ -42,7 +43,7 @@ fn required(path: &str, detail: &str) -> FieldError {
     FieldError { path: path.into(), detail: format!("Required value: {detail}") }
 }
 
-fn invalid(path: &str, value: impl fmt::Display, detail: &str) -> FieldError {
+pub(crate) fn invalid(path: &str, value: impl fmt::Display, detail: &str) -> FieldError {
     FieldError { path: path.into(), detail: format!("Invalid value: {value}: {detail}") }
 }
 
@@ -148,6 +149,8 @@ pub fn validate(job: &MPIJob) -> Result<Job, Invalid> {
         errors.push(unsupported(&format!("spec.mpiReplicaSpecs[{unknown}]"), unknown, &[LAUNCHER, WORKER]));
     }
     let workers_timeout_seconds = workers_timeout(&job, &mut errors);
+    let pods = worker.as_ref().map_or(0, |_| workers.max(0) as u32) + 1;
+    let scheduling = validate_policy(&job, pods, &mut errors);
 
     match (mpi, launcher_creation, run_policy, launcher, errors.is_empty()) {
         (Some(mpi), Some(launcher_creation), Some(run_policy), Some(launcher), true) => Ok(Job {
@@ -162,6 +165,7 @@ pub fn validate(job: &MPIJob) -> Result<Job, Invalid> {
             workers: worker.as_ref().map_or(0, |_| workers as u32),
             worker,
             run_policy,
+            scheduling,
             workers_timeout_seconds,
         }),
         _ => Err(Invalid(errors)),
@@ -235,10 +239,6 @@ fn validate_run_policy(job: &MPIJob, errors: &mut Vec<FieldError>) -> Option<Run
             errors.push(invalid(&format!("{path}.{field}"), v, "must be greater than or equal to 0"));
         }
     }
-    let mut not_enforced = Vec::new();
-    if policy.scheduling_policy.is_some() {
-        not_enforced.push("runPolicy.schedulingPolicy");
-    }
     let non_negative = |v: Option<i64>| v.and_then(|v| u64::try_from(v).ok());
     Some(RunPolicy {
         clean_pod_policy: clean_pod_policy?,
@@ -246,7 +246,6 @@ fn validate_run_policy(job: &MPIJob, errors: &mut Vec<FieldError>) -> Option<Run
         backoff_limit: non_negative(policy.backoff_limit.map(i64::from)).map(|v| v as u32),
         active_deadline_seconds: non_negative(policy.active_deadline_seconds),
         ttl_seconds_after_finished: non_negative(policy.ttl_seconds_after_finished.map(i64::from)),
-        not_enforced,
     })
 }
 

@@ -8,6 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use kompi_job::api::{JobStatus, MPIJob};
 use kompi_job::build::Settings;
+use kompi_job::gang::GangScheduler;
 use kompi_job::status::{self, CREATED, FAILED, RUNNING, SUCCEEDED, SUSPENDED, reason};
 use kompi_job::{Job, Plan, plan, validate};
 use kompi_render::inject::Injection;
@@ -41,6 +42,7 @@ fn settings() -> Settings {
         ssh_port: 2022,
         workers_timeout_seconds: 600,
         workers_timeout_exit: 124,
+        gang: None,
     }
 }
 
@@ -415,4 +417,55 @@ fn suspended_mid_run_its_pods_go_and_on_resume_the_old_ones_are_waited_for() {
     assert_eq!(p.status.start_time, Some(at(30)));
     let p = run(&j, &p.status, &[], 31);
     assert_eq!(p.create.len(), 4);
+}
+
+fn run_gang(job: &Job, status: &JobStatus, pods: &[Pod], second: i64) -> Plan {
+    let refs: Vec<&Pod> = pods.iter().collect();
+    let gang = Settings { gang: Some(GangScheduler::Volcano), ..settings() };
+    plan(job, status, &refs, &gang, &at(second))
+}
+
+/// mpi-operator #608: a gang scheduler binds no pod before the whole group exists, so a launcher
+/// created only once the workers are Ready would never be created. With a gang scheduler kompi makes
+/// the PodGroup and then the launcher together with the workers, whatever launcherCreationPolicy says.
+#[test]
+fn with_gang_scheduling_the_group_and_all_its_pods_are_made_at_once() {
+    let j = job(&JOB.replace("  runPolicy:", "  launcherCreationPolicy: WaitForWorkersReady\n  runPolicy:"));
+    let p = run_gang(&j, &JobStatus::default(), &[], 0);
+    let group = p.pod_group.expect("a PodGroup");
+    assert_eq!((group.metadata.name.as_deref(), &group.data["spec"]["minMember"]), (Some("pi"), &serde_json::json!(4)));
+    assert_eq!(names(&p.create), ["pi-worker-0", "pi-worker-1", "pi-worker-2", "pi-launcher"]);
+    assert!(p.create.iter().all(|pod| pod.spec.as_ref().unwrap().scheduler_name.as_deref() == Some("volcano")));
+    assert!(!p.delete_pod_group);
+    // Pending and unbound, the pods stay as they are: nothing is created twice, the group is kept.
+    let pending = with(workers("Pending", false), pod("pi-launcher", "Pending", false));
+    let p = run_gang(&j, &p.status, &pending, 1);
+    assert!(p.create.is_empty() && p.delete.is_empty() && p.pod_group.is_some(), "{:?}", names(&p.create));
+}
+
+#[test]
+fn the_group_goes_when_the_job_is_suspended_or_cleaned_up_as_in_mpi_operator() {
+    let suspended = with_policy("cleanPodPolicy: Running, suspend: true");
+    let p = run_gang(&suspended, &JobStatus::default(), &[], 0);
+    assert!(p.delete_pod_group && p.pod_group.is_none() && p.create.is_empty());
+    let succeeded = with(workers("Running", true), ended(pod("pi-launcher", "Succeeded", false), 0, "Completed", ""));
+    for (policy, deleted) in [("Running", true), ("All", true), ("None", false)] {
+        let j = with_policy(&format!("cleanPodPolicy: {policy}"));
+        let done = run_gang(&j, &JobStatus::default(), &succeeded, 0);
+        assert!(done.status.is(SUCCEEDED), "{policy}");
+        assert_eq!((done.delete_pod_group, done.pod_group.is_some()), (deleted, false), "{policy}");
+    }
+    // Without a gang scheduler there is no group to delete.
+    assert!(!run(&suspended, &JobStatus::default(), &[], 0).delete_pod_group);
+}
+
+#[test]
+fn a_scheduling_policy_without_a_gang_scheduler_is_named_once_as_not_enforced() {
+    let j = with_policy("cleanPodPolicy: Running, schedulingPolicy: {minAvailable: 2}");
+    let p = run(&j, &JobStatus::default(), &[], 0);
+    assert!(p.pod_group.is_none());
+    let warning = p.events.iter().find(|e| e.reason == reason::NOT_ENFORCED).expect("a NotEnforced event");
+    assert!(warning.warning && warning.message.contains("without --gang-scheduling"), "{}", warning.message);
+    assert!(run(&j, &p.status, &[], 1).events.iter().all(|e| e.reason != reason::NOT_ENFORCED), "once");
+    assert!(run_gang(&j, &JobStatus::default(), &[], 0).events.iter().all(|e| e.reason != reason::NOT_ENFORCED));
 }

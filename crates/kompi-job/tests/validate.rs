@@ -119,9 +119,9 @@ fn the_workers_timeout_annotation() {
 }
 
 #[test]
-fn run_policy_fields_are_read_and_the_unenforced_listed() {
+fn run_policy_fields_are_read() {
     let run_policy = "runPolicy: {backoffLimit: 2, activeDeadlineSeconds: 60, ttlSecondsAfterFinished: 0, schedulingPolicy: {queue: q}}";
     let job = validate(&object(&MINIMAL.replace("spec:\n  mpiReplicaSpecs", &format!("spec:\n  {run_policy}\n  mpiReplicaSpecs")))).unwrap();
-    assert_eq!(job.run_policy.not_enforced, ["runPolicy.schedulingPolicy"]);
+    assert!(job.scheduling.given && job.scheduling.queue.as_deref() == Some("q"), "{:?}", job.scheduling);
     assert_eq!((job.run_policy.backoff_limit, job.run_policy.active_deadline_seconds, job.run_policy.ttl_seconds_after_finished), (Some(2), Some(60), Some(0)));
 }
