@@ -47,7 +47,9 @@ step "running every test (the e2e suite included)"
 # unmet fails instead of being reported as ignored, so the run ends with 0 skipped or fails.
 export KOMPI_TESTS_REQUIRE_ALL=1
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --features kompi/e2e --no-fail-fast --test-threads 2 -E 'not binary(e2e_restart) and not binary(e2e_nodes)'
+  cargo nextest run --workspace --features kompi/e2e --no-fail-fast --test-threads 2 -E 'not binary(e2e_restart) and not binary(e2e_nodes) and not binary(e2e_gang)'
+  step "gang scheduling: PodGroups for Volcano and scheduler-plugins (alone: it reinstalls the operator the e2e suite uses)"
+  cargo nextest run -p kompi --features e2e --test e2e_gang
   step "restarting the API server under a running cluster (alone: it disturbs every other test)"
   cargo nextest run -p kompi --features e2e --test e2e_restart
   step "three nodes: node loss, a killed rank, sshd killed, a drain (one at a time: a fault hits every pod of its node)"
@@ -55,7 +57,9 @@ if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run -p kompi --features e2e --test e2e_nodes --no-capture   # one at a time, printing each fault's figures
 else
   node_tests=(a_cluster_spread a_node_stopped a_node_cut_off a_rank_killed sshd_killed a_drain_is_blocked)   # e2e_nodes' tests
-  cargo test --workspace --features kompi/e2e --no-fail-fast -- --skip across_an_api_server_restart "${node_tests[@]/#/--skip=}"
+  cargo test --workspace --features kompi/e2e --no-fail-fast -- --skip across_an_api_server_restart "${node_tests[@]/#/--skip=}" \
+    --skip with_volcano_a_job --skip with_coscheduling_a_job
+  cargo test -p kompi --features e2e --test e2e_gang
   cargo test -p kompi --features e2e --test e2e_restart
   testbed/testbed.sh up --nodes 3
   cargo test -p kompi --features e2e --test e2e_nodes -- --test-threads 1 --nocapture

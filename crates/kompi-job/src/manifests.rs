@@ -22,6 +22,7 @@ use serde_json::Value;
 
 use crate::contract::{LABEL_MANAGED_BY, MANAGED_BY};
 use crate::crd::crd;
+use crate::gang::GangScheduler;
 use crate::managed::Claim;
 
 pub const DEFAULT_NAMESPACE: &str = "kompi-system";
@@ -41,6 +42,8 @@ pub struct InstallOptions {
     pub pull_policy: String,
     pub claim: Claim,
     pub workers_timeout_seconds: u32,
+    /// The gang scheduler whose PodGroups the operator makes (`--gang-scheduling`).
+    pub gang: Option<GangScheduler>,
 }
 
 /// Every object, in the order they are applied (the CRD and the namespace first).
@@ -50,7 +53,7 @@ pub fn manifests(o: &InstallOptions) -> Vec<Value> {
         json(serde_json::to_value(crd())),
         json(serde_json::to_value(namespace(o))),
         json(serde_json::to_value(service_account(o))),
-        json(serde_json::to_value(cluster_role())),
+        json(serde_json::to_value(cluster_role(o.gang.as_ref()))),
         json(serde_json::to_value(cluster_role_binding(o))),
         json(serde_json::to_value(deployment(o))),
     ]
@@ -81,14 +84,20 @@ fn rule(group: &str, resources: &[&str], verbs: &[&str]) -> PolicyRule {
     }
 }
 
-/// The operator's permissions; [`RULES`] lists them for the tests and the README.
-pub fn cluster_role() -> ClusterRole {
+/// The operator's permissions: [`RULES`], and with a gang scheduler its PodGroups (of that scheduler's
+/// API group only).
+pub fn cluster_role(gang: Option<&GangScheduler>) -> ClusterRole {
+    let pod_groups = gang.map(|g| rule(g.group(), &[POD_GROUPS], POD_GROUP_VERBS));
     ClusterRole {
         metadata: meta(NAME, None),
-        rules: Some(RULES.iter().map(|(group, resources, verbs)| rule(group, resources, verbs)).collect()),
+        rules: Some(RULES.iter().map(|(group, resources, verbs)| rule(group, resources, verbs)).chain(pod_groups).collect()),
         ..Default::default()
     }
 }
+
+const POD_GROUPS: &str = crate::gang::PLURAL;
+/// get: only to tell, when a create finds the name taken, whether the PodGroup is the job's.
+const POD_GROUP_VERBS: &[&str] = &["get", "list", "watch", "create", "patch", "delete"];
 
 /// (API group, resources, verbs).
 pub const RULES: &[(&str, &[&str], &[&str])] = &[
@@ -128,6 +137,9 @@ pub fn operator_args(o: &InstallOptions) -> Vec<String> {
     ];
     if o.claim == Claim::KompiOnly {
         args.push("--beside-mpi-operator".into());
+    }
+    if let Some(gang) = &o.gang {
+        args.push(format!("--gang-scheduling={}", gang.flag()));
     }
     args
 }
@@ -199,6 +211,7 @@ mod tests {
             pull_policy: "IfNotPresent".into(),
             claim,
             workers_timeout_seconds: 600,
+            gang: None,
         }
     }
 
@@ -210,7 +223,7 @@ mod tests {
 
     #[test]
     fn the_operator_never_reads_secrets_and_writes_only_job_status() {
-        let role = serde_json::to_value(cluster_role()).unwrap();
+        let role = serde_json::to_value(cluster_role(None)).unwrap();
         let rules = role["rules"].as_array().unwrap();
         let verbs_of = |resource: &str| -> Vec<String> {
             rules
@@ -223,6 +236,28 @@ mod tests {
         assert_eq!(verbs_of("mpijobs"), ["get", "list", "watch", "delete"]);
         assert_eq!(verbs_of("mpijobs/status"), ["patch"]);
         assert!(rules.iter().all(|r| !r["verbs"].as_array().unwrap().iter().any(|v| v == "*")));
+    }
+
+    #[test]
+    fn a_gang_scheduler_adds_its_podgroups_and_no_other() {
+        let groups_of = |gang: Option<&GangScheduler>| -> Vec<(String, Vec<String>)> {
+            let role = serde_json::to_value(cluster_role(gang)).unwrap();
+            let rules = role["rules"].as_array().unwrap().clone();
+            rules
+                .iter()
+                .filter(|r| r["resources"].as_array().unwrap().iter().any(|x| x == "podgroups"))
+                .map(|r| (r["apiGroups"][0].as_str().unwrap().to_string(), r["verbs"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect()))
+                .collect()
+        };
+        assert!(groups_of(None).is_empty());
+        let verbs: Vec<String> = POD_GROUP_VERBS.iter().map(|v| v.to_string()).collect();
+        assert_eq!(groups_of(Some(&GangScheduler::Volcano)), [("scheduling.volcano.sh".to_string(), verbs.clone())]);
+        let plugins = GangScheduler::Coscheduling { scheduler_name: "scheduler-plugins-scheduler".into() };
+        assert_eq!(groups_of(Some(&plugins)), [("scheduling.x-k8s.io".to_string(), verbs)]);
+        let mut o = options(Claim::Every);
+        assert!(!operator_args(&o).iter().any(|a| a.starts_with("--gang-scheduling")));
+        o.gang = Some(plugins);
+        assert!(operator_args(&o).contains(&"--gang-scheduling=scheduler-plugins-scheduler".to_string()));
     }
 
     #[test]

@@ -36,6 +36,7 @@ use tokio::sync::watch;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::error::OperatorError;
+use crate::podgroup::PodGroups;
 
 /// How long a failed reconcile waits before it is tried again.
 const RETRY: Duration = Duration::from_secs(5);
@@ -60,6 +61,8 @@ struct Context {
     recorder: Recorder,
     /// Jobs (by uid) whose key Secret exists: it is created once, never read and never changed.
     secrets: Mutex<HashSet<String>>,
+    /// With `--gang-scheduling`: the jobs' PodGroups.
+    pod_groups: Option<PodGroups>,
     /// Turns true once every watch has listed what exists. A store's own `wait_until_ready` wakes only
     /// the last of several concurrent waiters (it is a one-waker oneshot), so it has one waiter:
     /// `mark_synced`; reconciles and the readiness probe wait on this channel instead.
@@ -75,7 +78,17 @@ pub async fn run(client: Client, config: Config) -> Result<(), OperatorError> {
         }
         _ => OperatorError::api("listing MPIJobs", e),
     })?;
+    if let Some(gang) = &config.settings.gang {
+        PodGroups::check_installed(&client, gang).await?;
+    }
     let owned = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY}"));
+    let (pod_groups, pod_group_events) = match &config.settings.gang {
+        Some(gang) => {
+            let (groups, events) = PodGroups::watch(client.clone(), gang, owned.clone());
+            (Some(groups), Some(events))
+        }
+        None => (None, None),
+    };
     let (pods, pods_writer) = reflector::store();
     let (services, services_writer) = reflector::store();
     let (config_maps, config_maps_writer) = reflector::store();
@@ -94,17 +107,21 @@ pub async fn run(client: Client, config: Config) -> Result<(), OperatorError> {
         services,
         config_maps,
         secrets: Mutex::new(HashSet::new()),
+        pod_groups,
         synced,
     });
     tokio::spawn(mark_synced(ctx.clone(), synced_tx));
     if let Some(port) = config.probe_port {
         tokio::spawn(serve_readiness(ctx.clone(), port));
     }
-    info!(claim = ?config.claim, image = %config.settings.injection.image, "kompi operator started");
-    Controller::new(jobs, watcher::Config::default())
-        .owns_stream(pod_events)
-        .owns_stream(service_events)
-        .owns_stream(config_map_events)
+    let gang = config.settings.gang.as_ref().map_or("none", |g| g.flag());
+    info!(claim = ?config.claim, image = %config.settings.injection.image, gang_scheduling = gang, "kompi operator started");
+    let mut controller =
+        Controller::new(jobs, watcher::Config::default()).owns_stream(pod_events).owns_stream(service_events).owns_stream(config_map_events);
+    if let (Some(events), Some(groups)) = (pod_group_events, &ctx.pod_groups) {
+        controller = controller.owns_stream_with(events, groups.resource().clone());
+    }
+    controller
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
@@ -118,9 +135,15 @@ pub async fn run(client: Client, config: Config) -> Result<(), OperatorError> {
     Ok(())
 }
 
-/// Tells every waiter once the three stores are filled (the stores' only waiter).
+/// Tells every waiter once the stores are filled (the stores' only waiter).
 async fn mark_synced(ctx: Arc<Context>, synced: watch::Sender<bool>) {
-    if tokio::try_join!(ctx.pods.wait_until_ready(), ctx.services.wait_until_ready(), ctx.config_maps.wait_until_ready()).is_ok() {
+    let pod_groups = async {
+        match &ctx.pod_groups {
+            Some(groups) => groups.wait_until_ready().await,
+            None => Ok(()),
+        }
+    };
+    if tokio::try_join!(ctx.pods.wait_until_ready(), ctx.services.wait_until_ready(), ctx.config_maps.wait_until_ready(), pod_groups).is_ok() {
         synced.send_replace(true);
     }
 }
@@ -192,6 +215,10 @@ async fn carry_out(job: &MPIJob, valid: &Job, ctx: &Context, current: JobStatus,
         if let Some(config_map) = &plan.config_map {
             ensure(ctx, &ctx.config_maps, config_map, &valid.uid, |a, b| a.data == b.data).await?;
         }
+        // The group before its pods: a gang scheduler must know the group when it first sees a member.
+        if let (Some(group), Some(groups)) = (&plan.pod_group, &ctx.pod_groups) {
+            groups.ensure(group, &valid.uid).await?;
+        }
         let api: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
         for pod in &plan.create {
             create_or_adopted(&api, pod, &valid.uid).await?;
@@ -199,6 +226,9 @@ async fn carry_out(job: &MPIJob, valid: &Job, ctx: &Context, current: JobStatus,
         }
         for name in &plan.delete {
             delete_pod(&api, &owned, name).await?;
+        }
+        if let (true, Some(groups)) = (plan.delete_pod_group, &ctx.pod_groups) {
+            groups.delete(namespace, &valid.names.name, &valid.uid).await?;
         }
         Ok::<(), OperatorError>(())
     }
@@ -227,7 +257,7 @@ async fn carry_out(job: &MPIJob, valid: &Job, ctx: &Context, current: JobStatus,
     }
 }
 
-fn owned_by<K: Resource>(object: &K, uid: &str) -> bool {
+pub(crate) fn owned_by<K: Resource>(object: &K, uid: &str) -> bool {
     object.meta().owner_references.iter().flatten().any(|o| o.controller == Some(true) && o.uid == uid)
 }
 
@@ -273,7 +303,7 @@ where
             }
             Ok(())
         }
-        Some(existing) => Err(not_ours(&*existing)),
+        Some(existing) => Err(not_ours(&K::kind(&()), &*existing)),
         None => create_or_adopted(&api, desired, uid).await,
     }
 }
@@ -289,20 +319,20 @@ where
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 409 => {
             let existing = api.get(&name).await.map_err(|e| OperatorError::api(format!("reading {} {name}", K::kind(&())), e))?;
-            if owned_by(&existing, uid) { Ok(()) } else { Err(not_ours(&existing)) }
+            if owned_by(&existing, uid) { Ok(()) } else { Err(not_ours(&K::kind(&()), &existing)) }
         }
         Err(e) => Err(OperatorError::api(format!("creating {} {name}", K::kind(&())), e)),
     }
 }
 
-fn not_ours<K: Resource<DynamicType = ()>>(existing: &K) -> OperatorError {
+/// The error for an existing object of kind `kind` that is not the job's.
+pub(crate) fn not_ours<K: Resource>(kind: &str, existing: &K) -> OperatorError {
     // Two MPIJobs cannot share a name at once: this is an earlier one's, which the garbage collector removes.
     if owned_by_an_mpijob(existing) {
-        return OperatorError::Pending(format!("{} {} of an earlier MPIJob of the same name is being garbage-collected", K::kind(&()), existing.name_any()));
+        return OperatorError::Pending(format!("{kind} {} of an earlier MPIJob of the same name is being garbage-collected", existing.name_any()));
     }
     OperatorError::Conflict(format!(
-        "{} {} already exists in namespace {} and is not this MPIJob's: delete it, or give the job another name",
-        K::kind(&()),
+        "{kind} {} already exists in namespace {} and is not this MPIJob's: delete it, or give the job another name",
         existing.name_any(),
         existing.namespace().unwrap_or_default()
     ))

@@ -39,6 +39,16 @@ pub async fn install(conn: &Connection, options: &InstallOptions, timeout: Durat
              to replace mpi-operator, uninstall it first"
         )));
     }
+    if let Some(gang) = &options.gang {
+        let name = gang.crd_name();
+        if crds.get_opt(&name).await.map_err(|e| conn.error(&format!("reading CustomResourceDefinition {name}"), e))?.is_none() {
+            return Err(KubeError::Invalid(format!(
+                "--gang-scheduling {}: CustomResourceDefinition {name} is not installed: install {} first (kompi makes its PodGroups but never installs another project's CRD)",
+                gang.flag(),
+                gang.project()
+            )));
+        }
+    }
     let params = PatchParams::apply(FIELD_MANAGER);
     for object in manifests(options) {
         let id = object_id(&object);

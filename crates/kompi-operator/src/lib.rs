@@ -7,5 +7,6 @@ pub mod controller;
 mod error;
 pub mod install;
 pub mod jobs;
+mod podgroup;
 
 pub use error::OperatorError;

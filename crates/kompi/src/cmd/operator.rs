@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 use kompi_job::build::Settings;
+use kompi_job::gang::GangScheduler;
 use kompi_job::managed::Claim;
 use kompi_job::manifests::{DEFAULT_NAMESPACE, InstallOptions, manifests};
 use kompi_kube::Target;
@@ -54,6 +55,8 @@ pub struct RunArgs {
     /// kompi.io/operator (without it, kompi takes every MPIJob that names no other controller)
     #[arg(long)]
     pub beside_mpi_operator: bool,
+    #[command(flatten)]
+    pub gang: GangFlag,
     /// Accept connections on this port once every watch has synced (the Deployment's readiness probe)
     #[arg(long, value_name = "PORT")]
     pub probe_port: Option<u16>,
@@ -87,6 +90,23 @@ pub struct InstallFlags {
     /// Share the cluster with mpi-operator: keep its CRD, take only MPIJobs with managedBy: kompi.io/operator
     #[arg(long)]
     pub beside_mpi_operator: bool,
+    #[command(flatten)]
+    pub gang: GangFlag,
+}
+
+/// mpi-operator's `--gang-scheduling`, for the operator and its install alike.
+#[derive(Args, Debug, Clone)]
+pub struct GangFlag {
+    /// Gang-schedule every MPIJob: give it a PodGroup (from runPolicy.schedulingPolicy) and put its pods in
+    /// it. `volcano` for Volcano; any other name is the scheduler that runs scheduler-plugins' coscheduling
+    /// (e.g. scheduler-plugins-scheduler), as with mpi-operator. That scheduler's PodGroup CRD must be installed
+    #[arg(long = "gang-scheduling", value_name = "SCHEDULER", default_value = kompi_job::gang::NONE, value_parser = parse_gang)]
+    // Spelt out so that clap does not take it for an optional flag: `none` is a value, and the default.
+    pub scheduler: ::std::option::Option<GangScheduler>,
+}
+
+fn parse_gang(value: &str) -> Result<Option<GangScheduler>, String> {
+    GangScheduler::from_flag(value)
 }
 
 impl InstallFlags {
@@ -97,6 +117,7 @@ impl InstallFlags {
             pull_policy: self.pull_policy.clone(),
             claim: if self.beside_mpi_operator { Claim::KompiOnly } else { Claim::Every },
             workers_timeout_seconds: self.workers_timeout,
+            gang: self.gang.scheduler.clone(),
         }
     }
 }
@@ -174,6 +195,7 @@ fn run_operator(a: &RunArgs) -> anyhow::Result<i32> {
             ssh_port: DEFAULT_SSH_PORT,
             workers_timeout_seconds: a.workers_timeout,
             workers_timeout_exit: crate::exit::status(kompi_spec::ErrorKind::WorkersNotReady),
+            gang: a.gang.scheduler.clone(),
         },
         probe_port: a.probe_port,
     };
