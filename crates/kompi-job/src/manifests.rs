@@ -1,19 +1,21 @@
 //! What `kompi operator manifests` prints and `kompi operator install` applies: the CRD, the operator's
-//! namespace, ServiceAccount, ClusterRole and ClusterRoleBinding, and its Deployment.
+//! namespace, ServiceAccount, ClusterRole and ClusterRoleBinding, the Role and RoleBinding of its leader
+//! election Lease, and its Deployment (two replicas: one leads, one stands by).
 //!
 //! The ClusterRole grants exactly what the operator does, nothing more: it reads MPIJobs and writes only
 //! their status; it makes and removes the pods of jobs; it applies Services and ConfigMaps; it may create
-//! Secrets but never read one (the key is made once, in memory, and mounted by name). The e2e tests
-//! check each verb against the API server's authorizer.
+//! Secrets but never read one (the key is made once, in memory, and mounted by name). Its one Lease, in
+//! its own namespace, it may read and update by name. The e2e tests check each verb against the API
+//! server's authorizer.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, EnvVar, Namespace, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, SecurityContext, ServiceAccount, TCPSocketAction,
+    Capabilities, Container, ContainerPort, EnvVar, HTTPGetAction, Namespace, PodSecurityContext, PodSpec, PodTemplateSpec,
+    Probe, ResourceRequirements, SecurityContext, ServiceAccount,
 };
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -30,8 +32,10 @@ pub const NAME: &str = "kompi-operator";
 const LABEL_APP: &str = "app.kubernetes.io/name";
 /// The uid of the runtime image's unprivileged user (`mpi`); the operator needs no other.
 const OPERATOR_UID: i64 = 1000;
-/// The operator accepts connections here once its watches have listed everything (its readiness).
-pub const PROBE_PORT: u16 = 8080;
+/// The operator serves /metrics, /healthz and /readyz here.
+pub const HTTP_PORT: u16 = 8080;
+/// Replicas of the operator: one leads (holds the Lease named [`NAME`]), the other stands by.
+pub const REPLICAS: i32 = 2;
 
 /// How the operator is installed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,6 +59,8 @@ pub fn manifests(o: &InstallOptions) -> Vec<Value> {
         json(serde_json::to_value(service_account(o))),
         json(serde_json::to_value(cluster_role(o.gang.as_ref()))),
         json(serde_json::to_value(cluster_role_binding(o))),
+        json(serde_json::to_value(lease_role(o))),
+        json(serde_json::to_value(lease_role_binding(o))),
         json(serde_json::to_value(deployment(o))),
     ]
 }
@@ -113,16 +119,30 @@ pub const RULES: &[(&str, &[&str], &[&str])] = &[
     ("events.k8s.io", &["events"], &["create", "patch"]),
 ];
 
+fn the_operator(o: &InstallOptions) -> Option<Vec<Subject>> {
+    Some(vec![Subject { kind: "ServiceAccount".into(), name: NAME.into(), namespace: Some(o.namespace.clone()), ..Default::default() }])
+}
+
 fn cluster_role_binding(o: &InstallOptions) -> ClusterRoleBinding {
     ClusterRoleBinding {
         metadata: meta(NAME, None),
         role_ref: RoleRef { api_group: Some("rbac.authorization.k8s.io".into()), kind: "ClusterRole".into(), name: NAME.into() },
-        subjects: Some(vec![Subject {
-            kind: "ServiceAccount".into(),
-            name: NAME.into(),
-            namespace: Some(o.namespace.clone()),
-            ..Default::default()
-        }]),
+        subjects: the_operator(o),
+    }
+}
+
+/// The leader election Lease, in the operator's namespace only: it reads and renews that one Lease by
+/// name; `create` cannot be limited to a name (the authorizer sees none on a create), hence its own rule.
+fn lease_role(o: &InstallOptions) -> Role {
+    let leases = |verbs: &[&str], names: Option<Vec<String>>| PolicyRule { resource_names: names, ..rule("coordination.k8s.io", &["leases"], verbs) };
+    Role { metadata: meta(NAME, Some(&o.namespace)), rules: Some(vec![leases(&["create"], None), leases(&["get", "update"], Some(vec![NAME.into()]))]) }
+}
+
+fn lease_role_binding(o: &InstallOptions) -> RoleBinding {
+    RoleBinding {
+        metadata: meta(NAME, Some(&o.namespace)),
+        role_ref: RoleRef { api_group: Some("rbac.authorization.k8s.io".into()), kind: "Role".into(), name: NAME.into() },
+        subjects: the_operator(o),
     }
 }
 
@@ -133,7 +153,10 @@ pub fn operator_args(o: &InstallOptions) -> Vec<String> {
         format!("--runtime-image={}", o.image),
         format!("--runtime-pull-policy={}", o.pull_policy),
         format!("--workers-timeout={}", o.workers_timeout_seconds),
-        format!("--probe-port={PROBE_PORT}"),
+        format!("--http-port={HTTP_PORT}"),
+        "--leader-elect".to_string(),
+        format!("--leader-elect-resource-name={NAME}"),
+        format!("--leader-elect-resource-namespace={}", o.namespace),
     ];
     if o.claim == Claim::KompiOnly {
         args.push("--beside-mpi-operator".into());
@@ -154,12 +177,10 @@ fn deployment(o: &InstallOptions) -> Deployment {
         command: Some(vec![KOMPI_BIN.into()]),
         args: Some(operator_args(o)),
         env: Some(vec![EnvVar { name: "RUST_LOG".into(), value: Some("info".into()), ..Default::default() }]),
-        ports: Some(vec![ContainerPort { name: Some("probe".into()), container_port: PROBE_PORT.into(), ..Default::default() }]),
-        readiness_probe: Some(Probe {
-            tcp_socket: Some(TCPSocketAction { port: IntOrString::String("probe".into()), ..Default::default() }),
-            period_seconds: Some(2),
-            ..Default::default()
-        }),
+        ports: Some(vec![ContainerPort { name: Some("http".into()), container_port: HTTP_PORT.into(), ..Default::default() }]),
+        // Ready once its watches have listed everything, leader and standby alike.
+        readiness_probe: Some(Probe { period_seconds: Some(2), ..http_get("/readyz") }),
+        liveness_probe: Some(Probe { period_seconds: Some(10), failure_threshold: Some(3), ..http_get("/healthz") }),
         resources: Some(ResourceRequirements {
             requests: Some(BTreeMap::from([("cpu".to_string(), quantity("50m")), ("memory".to_string(), quantity("32Mi"))])),
             limits: Some(BTreeMap::from([("memory".to_string(), quantity("256Mi"))])),
@@ -176,12 +197,12 @@ fn deployment(o: &InstallOptions) -> Deployment {
     Deployment {
         metadata: meta(NAME, Some(&o.namespace)),
         spec: DeploymentSpec {
-            replicas: Some(1),
-            // One operator at a time: a rollout stops the old one before the new one starts.
-            strategy: Some(DeploymentStrategy { type_: Some("Recreate".into()), ..Default::default() }),
+            replicas: Some(REPLICAS),
+            // The Lease keeps it to one acting operator at a time, so a rollout may overlap old and new.
+            strategy: Some(DeploymentStrategy { type_: Some("RollingUpdate".into()), ..Default::default() }),
             selector: LabelSelector { match_labels: Some(selector.clone()), ..Default::default() },
             template: PodTemplateSpec {
-                metadata: Some(ObjectMeta { labels: Some(labels()), ..Default::default() }),
+                metadata: Some(ObjectMeta { labels: Some(labels()), annotations: Some(scrape_annotations()), ..Default::default() }),
                 spec: Some(PodSpec {
                     service_account_name: Some(NAME.into()),
                     security_context: Some(PodSecurityContext {
@@ -198,6 +219,22 @@ fn deployment(o: &InstallOptions) -> Deployment {
         },
         ..Default::default()
     }
+}
+
+fn http_get(path: &str) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction { path: Some(path.into()), port: IntOrString::String("http".into()), ..Default::default() }),
+        ..Default::default()
+    }
+}
+
+/// The annotations Prometheus' usual Kubernetes pod discovery configuration scrapes by.
+fn scrape_annotations() -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("prometheus.io/scrape".to_string(), "true".to_string()),
+        ("prometheus.io/port".to_string(), HTTP_PORT.to_string()),
+        ("prometheus.io/path".to_string(), "/metrics".to_string()),
+    ])
 }
 
 #[cfg(test)]
@@ -218,7 +255,30 @@ mod tests {
     #[test]
     fn crd_first_then_namespace_rbac_and_the_deployment() {
         let kinds: Vec<String> = manifests(&options(Claim::Every)).iter().map(|m| m["kind"].as_str().unwrap().to_string()).collect();
-        assert_eq!(kinds, ["CustomResourceDefinition", "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment"]);
+        assert_eq!(
+            kinds,
+            ["CustomResourceDefinition", "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Deployment"]
+        );
+    }
+
+    #[test]
+    fn two_replicas_elect_a_leader_through_their_one_lease() {
+        let o = options(Claim::Every);
+        let args = operator_args(&o);
+        for arg in ["--leader-elect", "--leader-elect-resource-name=kompi-operator", "--leader-elect-resource-namespace=kompi-system", "--http-port=8080"] {
+            assert!(args.contains(&arg.to_string()), "{arg} in {args:?}");
+        }
+        let d = serde_json::to_value(deployment(&o)).unwrap();
+        assert_eq!(d["spec"]["replicas"], 2);
+        let container = &d["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+        assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+        let role = serde_json::to_value(lease_role(&o)).unwrap();
+        assert_eq!(role["metadata"]["namespace"], "kompi-system");
+        let rules = role["rules"].as_array().unwrap();
+        assert!(rules.iter().all(|r| r["apiGroups"] == serde_json::json!(["coordination.k8s.io"]) && r["resources"] == serde_json::json!(["leases"])));
+        assert_eq!(rules[0]["verbs"], serde_json::json!(["create"]));
+        assert_eq!((&rules[1]["verbs"], &rules[1]["resourceNames"]), (&serde_json::json!(["get", "update"]), &serde_json::json!(["kompi-operator"])));
     }
 
     #[test]

@@ -6,11 +6,15 @@
 //! Objects are created with `create` and changed with server-side apply (field manager
 //! `kompi-operator`): a same-named object that is not the job's is never adopted, changed or deleted;
 //! the job fails instead, naming it. Pods are deleted only with their observed uid as a precondition.
+//!
+//! With leader election (`leader`), every replica watches (a standby's stores are as current as the
+//! leader's, so it takes over without listing anything), but only the leader reconciles; on losing the
+//! Lease the operator stops at once, in-flight reconciles included.
 
 use std::collections::HashSet;
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
@@ -28,6 +32,7 @@ use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::reflector;
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
@@ -37,6 +42,9 @@ use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::error::OperatorError;
 use crate::podgroup::PodGroups;
+use crate::http::{self, Endpoints};
+use crate::leader::{Elector, LeaseSettings};
+use crate::metrics::{CONDITIONS, Metrics};
 
 /// How long a failed reconcile waits before it is tried again.
 const RETRY: Duration = Duration::from_secs(5);
@@ -48,8 +56,10 @@ const GC_WAIT: Duration = Duration::from_secs(2);
 pub struct Config {
     pub claim: Claim,
     pub settings: Settings,
-    /// Once every watch has listed what exists, accept TCP connections here: the Deployment's readiness.
-    pub probe_port: Option<u16>,
+    /// Serve `/healthz`, `/readyz` (every watch has listed what exists) and `/metrics` on this port.
+    pub http_port: Option<u16>,
+    /// Reconcile only while holding this Lease; `None`: always (a single replica).
+    pub leader: Option<LeaseSettings>,
 }
 
 struct Context {
@@ -59,6 +69,10 @@ struct Context {
     services: Store<Service>,
     config_maps: Store<ConfigMap>,
     recorder: Recorder,
+    jobs: Store<MPIJob>,
+    metrics: Arc<Metrics>,
+    /// True while this replica leads (always, without leader election).
+    leading: watch::Receiver<bool>,
     /// Jobs (by uid) whose key Secret exists: it is created once, never read and never changed.
     secrets: Mutex<HashSet<String>>,
     /// With `--gang-scheduling`: the jobs' PodGroups.
@@ -81,6 +95,7 @@ pub async fn run(client: Client, config: Config) -> Result<(), OperatorError> {
     if let Some(gang) = &config.settings.gang {
         PodGroups::check_installed(&client, gang).await?;
     }
+    let metrics = Arc::new(Metrics::default());
     let owned = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY}"));
     let (pod_groups, pod_group_events) = match &config.settings.gang {
         Some(gang) => {
@@ -92,16 +107,33 @@ pub async fn run(client: Client, config: Config) -> Result<(), OperatorError> {
     let (pods, pods_writer) = reflector::store();
     let (services, services_writer) = reflector::store();
     let (config_maps, config_maps_writer) = reflector::store();
-    let pod_events = watcher(Api::<Pod>::all(client.clone()), owned.clone()).default_backoff().reflect(pods_writer).touched_objects();
-    let service_events =
-        watcher(Api::<Service>::all(client.clone()), owned.clone()).default_backoff().reflect(services_writer).touched_objects();
-    let config_map_events =
-        watcher(Api::<ConfigMap>::all(client.clone()), owned).default_backoff().reflect(config_maps_writer).touched_objects();
+    let pod_events = watcher(Api::<Pod>::all(client.clone()), owned.clone())
+        .default_backoff()
+        .inspect(count_failures(&metrics, "pods"))
+        .reflect(pods_writer)
+        .touched_objects();
+    let service_events = watcher(Api::<Service>::all(client.clone()), owned.clone())
+        .default_backoff()
+        .inspect(count_failures(&metrics, "services"))
+        .reflect(services_writer)
+        .touched_objects();
+    let config_map_events = watcher(Api::<ConfigMap>::all(client.clone()), owned)
+        .default_backoff()
+        .inspect(count_failures(&metrics, "configmaps"))
+        .reflect(config_maps_writer)
+        .touched_objects();
+    let (jobs_store, jobs_writer) = reflector::store();
+    let job_events =
+        reflector(jobs_writer, watcher(jobs, watcher::Config::default()).default_backoff().inspect(count_failures(&metrics, "mpijobs"))).applied_objects();
     let (synced_tx, synced) = watch::channel(false);
+    let (leading_tx, leading) = watch::channel(config.leader.is_none());
     let reporter = Reporter { controller: FIELD_MANAGER.into(), instance: std::env::var("HOSTNAME").ok() };
     let ctx = Arc::new(Context {
         recorder: Recorder::new(client.clone(), reporter),
-        client,
+        jobs: jobs_store.clone(),
+        metrics,
+        leading,
+        client: client.clone(),
         config: config.clone(),
         pods,
         services,
@@ -111,28 +143,64 @@ pub async fn run(client: Client, config: Config) -> Result<(), OperatorError> {
         synced,
     });
     tokio::spawn(mark_synced(ctx.clone(), synced_tx));
-    if let Some(port) = config.probe_port {
-        tokio::spawn(serve_readiness(ctx.clone(), port));
+    if let Some(port) = config.http_port {
+        let listener = tokio::net::TcpListener::bind(("0.0.0.0", port))
+            .await
+            .map_err(|e| OperatorError::Stopped(format!("cannot listen on port {port} for /metrics, /healthz and /readyz: {e}")))?;
+        tokio::spawn(http::serve(listener, ctx.clone()));
     }
     let gang = config.settings.gang.as_ref().map_or("none", |g| g.flag());
     info!(claim = ?config.claim, image = %config.settings.injection.image, gang_scheduling = gang, "kompi operator started");
-    let mut controller =
-        Controller::new(jobs, watcher::Config::default()).owns_stream(pod_events).owns_stream(service_events).owns_stream(config_map_events);
+    let mut controller = Controller::for_stream(job_events, jobs_store).owns_stream(pod_events).owns_stream(service_events).owns_stream(config_map_events);
     if let (Some(events), Some(groups)) = (pod_group_events, &ctx.pod_groups) {
         controller = controller.owns_stream_with(events, groups.resource().clone());
     }
-    controller
+    let controller = controller
         .shutdown_on_signal()
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile, error_policy, ctx.clone())
         .for_each(|result| async move {
             match result {
                 Ok((job, _)) => debug!(job = %job, "reconciled"),
                 Err(e) => debug!(error = %e, "reconcile failed"),
             }
-        })
-        .await;
+        });
+    let Some(settings) = config.leader else {
+        controller.await;
+        info!("kompi operator stopped");
+        return Ok(());
+    };
+    let mut elector = Elector::new(client, settings);
+    let lost = {
+        let lead = async {
+            elector.acquire().await;
+            ctx.metrics.set_leader(true);
+            leading_tx.send_replace(true);
+            elector.hold().await
+        };
+        tokio::select! {
+            () = controller => None,
+            lost = lead => Some(lost),
+        }
+    };
+    if let Some(lost) = lost {
+        // Dropping the controller ended its reconciles; another replica takes over once the Lease expires.
+        ctx.metrics.set_leader(false);
+        return Err(lost);
+    }
+    // Stopped by a signal, its reconciles finished: hand the Lease over now rather than when it expires.
+    elector.release().await;
     info!("kompi operator stopped");
     Ok(())
+}
+
+/// Counts a watch's failures: after each, the watcher backs off and starts the watch again.
+fn count_failures<K>(metrics: &Arc<Metrics>, watch: &'static str) -> impl FnMut(&Result<watcher::Event<K>, watcher::Error>) + use<K> {
+    let metrics = metrics.clone();
+    move |event| {
+        if event.is_err() {
+            metrics.watch_restarted(watch);
+        }
+    }
 }
 
 /// Tells every waiter once the stores are filled (the stores' only waiter).
@@ -154,17 +222,22 @@ async fn wait_synced(ctx: &Context) -> Result<(), OperatorError> {
     synced.wait_for(|s| *s).await.map(|_| ()).map_err(|_| OperatorError::Stopped("a watch ended before it listed what exists".into()))
 }
 
-/// Accepts (and drops) connections once the stores are filled: a tcpSocket readiness probe needs no more.
-async fn serve_readiness(ctx: Arc<Context>, port: u16) {
-    if wait_synced(&ctx).await.is_err() {
-        return;
+/// Ready once every watch has listed what exists, leader and standby alike: a standby is ready to take
+/// over at once, and a rollout of the Deployment must not wait for a replica that may never lead.
+impl Endpoints for Context {
+    fn ready(&self) -> bool {
+        *self.synced.borrow()
     }
-    match tokio::net::TcpListener::bind(("0.0.0.0", port)).await {
-        Ok(listener) => {
-            info!(port, "watches synced: ready");
-            while listener.accept().await.is_ok() {}
+
+    fn metrics(&self) -> String {
+        let mut jobs = [0; CONDITIONS.len()];
+        for job in self.jobs.state() {
+            let status = job.status.clone().unwrap_or_default();
+            for (n, condition) in jobs.iter_mut().zip(CONDITIONS) {
+                *n += u64::from(status.is(condition));
+            }
         }
-        Err(e) => warn!(port, error = %e, "cannot listen for the readiness probe"),
+        self.metrics.render(&jobs)
     }
 }
 
@@ -181,8 +254,15 @@ async fn reconcile(job: Arc<MPIJob>, ctx: Arc<Context>) -> Result<Action, Operat
     if !is_ours(job.spec.run_policy.managed_by.as_deref(), ctx.config.claim) || job.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
+    if !*ctx.leading.borrow() {
+        // A standby: once it leads, reconcile from the job as it is then, not as it was when this began.
+        let mut leading = ctx.leading.clone();
+        leading.wait_for(|l| *l).await.map_err(|_| OperatorError::Stopped("leader election ended".into()))?;
+        return Ok(Action::requeue(Duration::ZERO));
+    }
     let span = info_span!("reconcile", job = %id(&job));
-    async {
+    let started = Instant::now();
+    let result = async {
         wait_synced(&ctx).await?;
         let now = Time(Timestamp::now());
         let current = job.status.clone().unwrap_or_default();
@@ -196,7 +276,9 @@ async fn reconcile(job: Arc<MPIJob>, ctx: Arc<Context>) -> Result<Action, Operat
         }
     }
     .instrument(span)
-    .await
+    .await;
+    ctx.metrics.reconciled(result.is_ok(), started.elapsed());
+    result
 }
 
 async fn carry_out(job: &MPIJob, valid: &Job, ctx: &Context, current: JobStatus, now: &Time) -> Result<Action, OperatorError> {
@@ -387,6 +469,11 @@ async fn finish(job: &MPIJob, ctx: &Context, current: &JobStatus, next: JobStatu
                 return Ok(());
             }
             Err(e) => return Err(OperatorError::api("writing the MPIJob's status", e)),
+        }
+        for condition in CONDITIONS {
+            if next.is(condition) && !current.is(condition) {
+                ctx.metrics.transition(condition);
+            }
         }
     }
     let reference = job.object_ref(&());

@@ -5,8 +5,11 @@
 
 pub mod controller;
 mod error;
+mod http;
 pub mod install;
 pub mod jobs;
 mod podgroup;
+pub mod leader;
+pub mod metrics;
 
 pub use error::OperatorError;

@@ -7,8 +7,9 @@ use clap::{Args, Subcommand, ValueEnum};
 use kompi_job::build::Settings;
 use kompi_job::gang::GangScheduler;
 use kompi_job::managed::Claim;
-use kompi_job::manifests::{DEFAULT_NAMESPACE, InstallOptions, manifests};
+use kompi_job::manifests::{DEFAULT_NAMESPACE, InstallOptions, NAME, manifests};
 use kompi_kube::Target;
+use kompi_operator::leader::LeaseSettings;
 use kompi_render::inject::Injection;
 use kompi_spec::contract::DEFAULT_SSH_PORT;
 
@@ -57,15 +58,72 @@ pub struct RunArgs {
     pub beside_mpi_operator: bool,
     #[command(flatten)]
     pub gang: GangFlag,
-    /// Accept connections on this port once every watch has synced (the Deployment's readiness probe)
+    /// Serve /metrics (Prometheus), /healthz and /readyz (ready once every watch has listed what exists)
+    /// on this port
     #[arg(long, value_name = "PORT")]
-    pub probe_port: Option<u16>,
+    pub http_port: Option<u16>,
+    #[command(flatten)]
+    pub leader: LeaderArgs,
     /// Path to the kubeconfig file (default: in-cluster, then $KUBECONFIG, then ~/.kube/config)
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
     /// The kubeconfig context to use
     #[arg(long)]
     pub context: Option<String>,
+}
+
+/// Leader election, for running several replicas: the flags of kube-controller-manager.
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Leader election")]
+pub struct LeaderArgs {
+    /// Reconcile only while holding a coordination.k8s.io Lease, so that of several replicas one acts
+    /// and the others stand by (the installed Deployment runs two)
+    #[arg(long)]
+    pub leader_elect: bool,
+    /// How long a standby waits after the leader last renewed the Lease before it takes over
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_duration)]
+    pub leader_elect_lease_duration: Duration,
+    /// How long the leader keeps trying to renew the Lease before it stops (shorter than the lease duration)
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub leader_elect_renew_deadline: Duration,
+    /// How often the leader renews the Lease and standbys look at it
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
+    pub leader_elect_retry_period: Duration,
+    /// The Lease's name
+    #[arg(long, value_name = "NAME", default_value = NAME)]
+    pub leader_elect_resource_name: String,
+    /// The Lease's namespace (default: the operator's own, in a cluster)
+    #[arg(long, value_name = "NAMESPACE")]
+    pub leader_elect_resource_namespace: Option<String>,
+}
+
+/// Where a pod's service account token lives: its namespace is the operator's own.
+const IN_CLUSTER_NAMESPACE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
+impl LeaderArgs {
+    fn settings(&self) -> Result<Option<LeaseSettings>, Exit> {
+        if !self.leader_elect {
+            return Ok(None);
+        }
+        let namespace = match &self.leader_elect_resource_namespace {
+            Some(ns) => ns.clone(),
+            None => std::fs::read_to_string(IN_CLUSTER_NAMESPACE).map(|ns| ns.trim().to_string()).map_err(|_| {
+                Exit::invalid(format!("--leader-elect outside a cluster needs --leader-elect-resource-namespace (no {IN_CLUSTER_NAMESPACE} to take it from)"))
+            })?,
+        };
+        let pod = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty());
+        let pod = pod.unwrap_or_else(|| nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_else(|_| NAME.into()));
+        let settings = LeaseSettings {
+            name: self.leader_elect_resource_name.clone(),
+            namespace,
+            identity: kompi_operator::leader::identity(&pod),
+            lease_duration: self.leader_elect_lease_duration,
+            renew_deadline: self.leader_elect_renew_deadline,
+            retry_period: self.leader_elect_retry_period,
+        };
+        settings.check().map_err(Exit::invalid)?;
+        Ok(Some(settings))
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -197,7 +255,8 @@ fn run_operator(a: &RunArgs) -> anyhow::Result<i32> {
             workers_timeout_exit: crate::exit::status(kompi_spec::ErrorKind::WorkersNotReady),
             gang: a.gang.scheduler.clone(),
         },
-        probe_port: a.probe_port,
+        http_port: a.http_port,
+        leader: a.leader.settings()?,
     };
     runtime().block_on(async {
         let target = Target { kubeconfig: a.kubeconfig.clone(), context: a.context.clone(), namespace: None };

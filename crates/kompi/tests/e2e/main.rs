@@ -13,6 +13,7 @@ mod flavours;
 mod harness;
 mod kube_openmpi;
 mod lifecycle;
+mod operations;
 mod operator;
 mod support;
 mod user_image;
@@ -20,6 +21,7 @@ mod user_image;
 use flavours::*;
 use kube_openmpi::*;
 use lifecycle::*;
+use operations::*;
 use operator::*;
 use user_image::*;
 
@@ -66,5 +68,7 @@ fn main() {
         a_finished_job_and_all_it_made_are_deleted_after_its_ttl,
         clean_pod_policy_all_and_none_apply_to_launcher_and_workers_alike,
         kueue_suspends_admits_preempts_and_readmits_an_mpijob,
+        the_standby_takes_over_a_running_job_when_the_leader_is_killed,
+        the_operator_may_only_read_and_renew_its_own_lease,
     ]]);
 }

@@ -307,6 +307,7 @@ pub fn the_job_finishes_correctly_across_an_operator_restart() {
     require_testbed();
     let ns = Namespace::new("op-restart");
     operator(&ns);
+    let _alone = crate::operations::disrupting_the_operator();
     apply(&ns, &mpijob("rs", 2, "sleep 25; mpirun -n 2 hostname", ""));
     wait_condition(&ns, "rs", "Running", Duration::from_secs(180));
     let uids = |ns: &Namespace| -> Vec<(String, String)> {
