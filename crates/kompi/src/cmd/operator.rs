@@ -34,7 +34,7 @@ pub struct OperatorArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum OperatorCommand {
-    /// Print the CRD, namespace, ServiceAccount, ClusterRole/Binding and Deployment (for `kubectl apply -f -`)
+    /// Print the CRD, namespace, ServiceAccount, ClusterRole/Binding, the Lease's Role/Binding and the Deployment (for `kubectl apply -f -`)
     Manifests(ManifestsArgs),
     /// Apply the manifests (server-side) and wait until the operator is ready
     Install(InstallArgs),
@@ -62,14 +62,14 @@ pub struct RunArgs {
     /// on this port
     #[arg(long, value_name = "PORT")]
     pub http_port: Option<u16>,
-    #[command(flatten)]
-    pub leader: LeaderArgs,
     /// Path to the kubeconfig file (default: in-cluster, then $KUBECONFIG, then ~/.kube/config)
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
     /// The kubeconfig context to use
     #[arg(long)]
     pub context: Option<String>,
+    #[command(flatten)]
+    pub leader: LeaderArgs,
 }
 
 /// Leader election, for running several replicas: the flags of kube-controller-manager.

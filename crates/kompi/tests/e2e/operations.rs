@@ -63,13 +63,13 @@ fn reconciles(metrics: &str) -> f64 {
 }
 
 /// Every pod ever added for the job, from a watch started before the job: name → uids.
-struct PodWatch {
+pub struct PodWatch {
     child: std::process::Child,
     output: std::path::PathBuf,
 }
 
 impl PodWatch {
-    fn start(ns: &Namespace, job: &str) -> PodWatch {
+    pub fn start(ns: &Namespace, job: &str) -> PodWatch {
         let output = ns.dir.path().join(format!("{job}-pods.json"));
         let child = Command::new("kubectl")
             .env("KUBECONFIG", kubeconfig())
@@ -81,7 +81,7 @@ impl PodWatch {
         PodWatch { child, output }
     }
 
-    fn added(mut self) -> BTreeMap<String, BTreeSet<String>> {
+    pub fn added(mut self) -> BTreeMap<String, BTreeSet<String>> {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let written = std::fs::read_to_string(&self.output).unwrap();
