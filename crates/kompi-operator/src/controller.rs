@@ -165,6 +165,7 @@ pub async fn run(client: Client, config: Config) -> Result<(), OperatorError> {
             }
         });
     let Some(settings) = config.leader else {
+        ctx.metrics.set_leader(true);
         controller.await;
         info!("kompi operator stopped");
         return Ok(());
